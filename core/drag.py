@@ -1,0 +1,264 @@
+"""DragDiffusion latent optimisation (motion supervision + point tracking) as plain torch functions.
+
+Conventions taken from the reference (Yujun-Shi/DragDiffusion, ``utils/drag_utils.py``):
+
+* Points live on a *supervision grid* of ``int(H/2) x int(W/2)`` for an ``H x W`` image. Image points are ``[x, y]``
+  pixels; grid points are integer ``[row, col]`` = ``round(y*grid_h/H), round(x*grid_w/W)`` (no half-pixel offset).
+* Supervision features are the decoder feature map bilinearly upsampled (``align_corners=False``) to the grid.
+  Here they are never materialised: :func:`sample_upsampled` evaluates exactly the grid positions that are needed.
+* Motion supervision per pair (skipped once ``|target - handle| < 2``): ``(2r_m+1)^2 * mean |F(q+d) - sg(F(q))|``
+  over channels and the patch around the *current* handle, ``d`` the unit direction, ``F(q+d)`` bilinear in the grid.
+* Tracking compares against the features of the *original* handles in the *original* latent (L1, ``(2r_p+1)^2`` window).
+* Mask term ``lam * sum |(z_next - z_next_ref) * (1 - mask)|`` on the latent one DDIM step ahead; 1 = editable.
+
+Deliberate deviations (each repeated where it applies):
+
+* Border handling: the reference crashes (or shrinks the patch and so changes the loss normalisation) for handles
+  within ~2 grid px of the border that move outward. Here sample coordinates are clamped into the grid (replicate
+  padding) and the patch always keeps its full size.
+* Points outside the image are clamped onto the grid (the reference would index out of range).
+* Sigma space: the pack works with ``x = x0 + sigma*eps``; the reference optimises the VP latent ``z = x/sqrt(1+sigma^2)``.
+  With ``vp_units=True`` (default) Adam runs on ``z`` and the mask term is measured on ``z_next``, so ``lr`` and ``lam``
+  keep the reference's meaning; the returned latent is in sigma space.
+* No fp16 autocast/GradScaler and no UNet weight gradients: the backend decides precision; only the latent is optimised.
+"""
+
+from dataclasses import dataclass, field
+from typing import Callable, Optional, Sequence, Tuple, Union
+
+import torch
+import torch.nn.functional as F
+
+from .ddim import ddim_step
+
+Tensor = torch.Tensor
+GridHW = Tuple[int, int]
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Points and masks
+
+def supervision_grid_hw(image_hw: Sequence[int]) -> GridHW:
+    """Reference supervision resolution: ``int(0.5*H) x int(0.5*W)``."""
+    return int(0.5 * image_hw[0]), int(0.5 * image_hw[1])
+
+
+def image_points_to_grid(points_xy, image_hw: Sequence[int], grid_hw: Sequence[int]) -> Tensor:
+    """``[N,2]`` image ``[x, y]`` pixels -> ``[N,2]`` long ``[row, col]`` on the grid (round half to even, as the
+    reference). Deviation: results are clamped into the grid so points on the far edge stay valid."""
+    p = torch.as_tensor(points_xy, dtype=torch.float64).reshape(-1, 2)
+    rows = torch.round(p[:, 1] * grid_hw[0] / image_hw[0]).clamp(0, grid_hw[0] - 1)
+    cols = torch.round(p[:, 0] * grid_hw[1] / image_hw[1]).clamp(0, grid_hw[1] - 1)
+    return torch.stack([rows, cols], dim=1).long()
+
+
+def grid_points_to_image(points_rc: Tensor, image_hw: Sequence[int], grid_hw: Sequence[int]) -> Tensor:
+    """Inverse of :func:`image_points_to_grid` (up to its rounding): ``[N,2]`` ``[row, col]`` -> float ``[x, y]``."""
+    p = torch.as_tensor(points_rc, dtype=torch.float64).reshape(-1, 2)
+    return torch.stack([p[:, 1] * image_hw[1] / grid_hw[1], p[:, 0] * image_hw[0] / grid_hw[0]], dim=1)
+
+
+def mask_to_latent(mask: Tensor, grid_hw: Sequence[int], latent_hw: Sequence[int]) -> Tensor:
+    """Image mask ``[H,W]`` (nonzero = editable) -> ``[1,1,h,w]`` {0,1} latent mask, resampled like the reference:
+    nearest to the supervision grid, then nearest to the latent size."""
+    m = (torch.as_tensor(mask).float().reshape(1, 1, *mask.shape[-2:]) > 0).float()
+    m = F.interpolate(m, size=tuple(grid_hw), mode="nearest")
+    return F.interpolate(m, size=tuple(latent_hw), mode="nearest")
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Sparse sampling of the upsampled supervision map
+
+def _source_taps(index: Tensor, in_size: int, out_size: int, dtype: torch.dtype):
+    """1-D taps of ``F.interpolate(bilinear, align_corners=False)`` for integer output indices, computed the way
+    PyTorch's kernels do (same op order, in the kernel's accumulation dtype) so results match to rounding."""
+    scale = torch.tensor(float(in_size), dtype=dtype) / out_size
+    src = (scale * (index.to(dtype) + 0.5) - 0.5).clamp_min(0.0)  # PyTorch clamps negative sources to 0
+    lo = src.floor().long().clamp_max(in_size - 1)
+    hi = (lo + 1).clamp_max(in_size - 1)
+    return lo, hi, (src - lo.to(dtype)).clamp(0.0, 1.0)
+
+
+def sample_upsampled(feat: Tensor, grid_hw: Sequence[int], rows: Tensor, cols: Tensor) -> Tensor:
+    """Values of ``F.interpolate(feat[None], grid_hw, mode="bilinear", align_corners=False)[0]`` at integer grid
+    positions ``(rows, cols)`` (same shape S, must be inside the grid), without building the dense map. Equal to the
+    dense result up to float rounding (same taps and weights; PyTorch's summation order differs by ~1 ulp).
+
+    ``feat`` is ``[C,h,w]``; returns ``[C, *S]`` in ``feat``'s dtype promoted to at least float32."""
+    _, h, w = feat.shape
+    dtype = torch.promote_types(feat.dtype, torch.float32)
+    r0, r1, wr = _source_taps(rows.to(feat.device), h, grid_hw[0], dtype)
+    c0, c1, wc = _source_taps(cols.to(feat.device), w, grid_hw[1], dtype)
+    # one gather for all four taps: its backward is a single scatter into a feature-sized buffer
+    taps = feat.flatten(1)[:, torch.stack([r0 * w + c0, r0 * w + c1, r1 * w + c0, r1 * w + c1])]
+    x00, x01, x10, x11 = taps.unbind(1)
+    return (1 - wr) * ((1 - wc) * x00 + wc * x01) + wr * ((1 - wc) * x10 + wc * x11)
+
+
+def _as_map(features: Tensor) -> Tensor:
+    """Backend features ``[B,C,h,w]`` are opaque: fold the batch into channels (B=1, or CFG rows already weighted)."""
+    return features.reshape(-1, *features.shape[-2:])
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Point tracking
+
+Sampler = Callable[[Tensor, Tensor], Tensor]
+
+
+def track_points(handle_feats: Tensor, feats: Union[Tensor, Sampler], handles: Tensor, radius: int = 3,
+                 grid_hw: Optional[Sequence[int]] = None) -> Tensor:
+    """Move each handle to the position in its ``(2r+1)^2`` window (clipped at the grid border) whose features are
+    closest in L1 over channels to ``handle_feats`` ``[N,C]``; ties go to the first position in row-major order.
+
+    ``feats`` is the supervision map ``[C,Hs,Ws]`` or a sampler ``(rows, cols) -> [C, *S]`` (then give ``grid_hw``).
+    Vectorised over points; no host sync."""
+    if isinstance(feats, Tensor):
+        grid_hw = feats.shape[-2:]
+        feat_map = feats
+        feats = lambda r, c: feat_map[:, r, c]  # noqa: E731
+    offsets = torch.arange(-radius, radius + 1, device=handles.device)
+    d_row = offsets.repeat_interleave(offsets.numel())  # row-major window order
+    d_col = offsets.repeat(offsets.numel())
+    rows = handles[:, :1] + d_row  # [N,K]
+    cols = handles[:, 1:] + d_col
+    inside = (rows >= 0) & (rows < grid_hw[0]) & (cols >= 0) & (cols < grid_hw[1])
+    values = feats(rows.clamp(0, grid_hw[0] - 1), cols.clamp(0, grid_hw[1] - 1))  # [C,N,K]
+    dist = (values - handle_feats.t().unsqueeze(-1)).abs().sum(0)
+    best = dist.masked_fill(~inside, float("inf")).argmin(dim=1, keepdim=True)
+    return torch.cat([rows.gather(1, best), cols.gather(1, best)], dim=1)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Motion supervision
+
+def _unit_directions(handles: Tensor, targets: Tensor, reach_threshold: float):
+    delta = (targets - handles).to(torch.float64)
+    dist = delta.norm(dim=1)
+    active = dist >= reach_threshold
+    return delta / dist.clamp_min(1e-12).unsqueeze(1), active
+
+
+def motion_supervision_loss(features: Tensor, grid_hw: Sequence[int], handles: Tensor, targets: Tensor,
+                            r_m: int = 1, reach_threshold: float = 2.0) -> Tensor:
+    """Reference motion-supervision loss on the (virtual) upsampled map, computed from ``(2r_m+1)^2 + 4`` shifted
+    taps per point instead of the dense map.
+
+    ``features``: ``[B,C,h,w]`` or ``[C,h,w]`` decoder features (channels opaque). ``handles``/``targets``: ``[N,2]``
+    ``[row, col]`` grid points. Pairs closer than ``reach_threshold`` contribute nothing.
+
+    Deviation (reference border bug): positions are clamped into the grid (replicate padding) instead of slicing, so
+    handles at the border moving outward neither crash nor shrink the patch; the ``(2r_m+1)^2`` patch is always full.
+    For handles at least ``r_m + 1`` grid px inside the border this is identical to the reference."""
+    feat = _as_map(features)
+    handles, targets = handles.to(feat.device), targets.to(feat.device)
+    direction, active = _unit_directions(handles, targets, reach_threshold)
+    hs, ws = grid_hw
+    offsets = torch.arange(-r_m, r_m + 1, device=feat.device)
+    patch_rows = handles[:, :1] + offsets.repeat_interleave(offsets.numel())  # [N,P]
+    patch_cols = handles[:, 1:] + offsets.repeat(offsets.numel())
+
+    # F(q + d): one fractional offset per pair, shared by the whole patch, so 4 integer taps with scalar weights.
+    floor = direction.floor()
+    rows = patch_rows + floor[:, :1].long()
+    cols = patch_cols + floor[:, 1:].long()
+    # replicate padding = clamp integer grid positions; all five reads in one sparse sample
+    all_rows = torch.stack([patch_rows, rows, rows + 1, rows, rows + 1]).clamp(0, hs - 1)
+    all_cols = torch.stack([patch_cols, cols, cols, cols + 1, cols + 1]).clamp(0, ws - 1)
+    values = sample_upsampled(feat, grid_hw, all_rows, all_cols)  # [C,5,N,P]
+    anchor = values[:, 0].detach()  # sg(F(q))
+    frac = (direction - floor).to(values.dtype)
+    fr, fc = frac[:, :1], frac[:, 1:]  # [N,1], broadcast over the patch
+    shifted = (values[:, 1] * ((1 - fr) * (1 - fc)) + values[:, 2] * (fr * (1 - fc))
+               + values[:, 3] * ((1 - fr) * fc) + values[:, 4] * (fr * fc))
+    per_pair = (shifted - anchor).abs().mean(dim=(0, 2)) * patch_rows.shape[1]  # (2r_m+1)^2 * mean
+    return (per_pair * active.to(per_pair.dtype)).sum()
+
+
+def all_reached(handles: Tensor, targets: Tensor, reach_threshold: float = 2.0) -> Tensor:
+    """True (0-d bool tensor) when every handle is strictly closer than ``reach_threshold`` to its target."""
+    return ((targets - handles).to(torch.float64).norm(dim=1) < reach_threshold).all()
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Optimisation loop
+
+@dataclass
+class DragResult:
+    latent: Tensor  # optimised latent in sigma space, dtype/device of the input
+    handles: Tensor  # [N,2] long grid [row, col]: the handles used by the last step (after its tracking)
+    steps_run: int  # number of optimiser updates made
+    losses: list = field(default_factory=list)  # loss of each update
+
+
+def optimize_drag_latent(forward: Callable[[Tensor], Tuple[Tensor, Tensor]], z: Tensor, sigma, sigma_next,
+                         handles: Tensor, targets: Tensor, *, grid_hw: Sequence[int],
+                         mask_latent: Optional[Tensor] = None, steps: int = 80, lr: float = 0.01, lam: float = 0.1,
+                         r_m: int = 1, r_p: int = 3, reach_threshold: float = 2.0, vp_units: bool = True,
+                         callback: Optional[Callable[[int, float, Tensor], None]] = None,
+                         should_stop: Optional[Callable[[], bool]] = None) -> DragResult:
+    """DragDiffusion latent optimisation at one noise level.
+
+    ``forward(x) -> (denoised [B,C,h,w], features [B,C',hf,wf])`` runs the denoiser at ``sigma`` on a sigma-space
+    latent and returns the decoder features (opaque channels, e.g. CFG rows already combined). ``handles``/``targets``
+    are ``[N,2]`` grid ``[row, col]`` points; ``grid_hw`` is the supervision grid size.
+
+    Per the reference: reference features and the next-step latent are computed once without grad; Adam on the latent
+    only; each iteration runs forward, tracks handles against the original handle features (from the second
+    iteration on), stops early when all handles are within ``reach_threshold`` (checked after tracking, before the
+    loss), then steps on motion supervision + mask term.
+
+    ``mask_latent`` (``[h,w]`` or broadcastable to the latent, 1 = editable): ``None`` means everything is editable
+    and there is no mask term; an all-zero mask is treated the same way, as the reference does (nothing drawn).
+    ``vp_units``: optimise and regularise in the reference's VP latent units (see module docstring); set False for
+    models whose latent is not VP-scaled. ``callback(step, loss, handles)`` after each update; ``should_stop()`` is
+    polled before each iteration (it may also raise to abort). Safe under an outer ``torch.inference_mode()``.
+    """
+    with torch.inference_mode(False), torch.enable_grad():
+        x_init = z.detach().clone().float()  # a normal tensor even if z is an inference tensor
+        sigma, sigma_next = float(sigma), float(sigma_next)  # one noise level for the (single) latent
+        scale = (1.0 + sigma ** 2) ** -0.5 if vp_units else 1.0
+        scale_next = (1.0 + sigma_next ** 2) ** -0.5 if vp_units else 1.0
+        handles = handles.detach().clone().long().to(z.device)
+        targets = targets.detach().clone().long().to(z.device)
+        keep = None
+        if mask_latent is not None:
+            mask = mask_latent.detach().clone().float().to(z.device)
+            if bool(mask.sum() != 0):  # all-zero = nothing drawn = all editable (reference semantics)
+                keep = 1.0 - mask
+
+        with torch.no_grad():
+            denoised, feats = forward(x_init)
+            next_ref = ddim_step(x_init, denoised.float(), sigma, sigma_next) * scale_next
+            feat_map = _as_map(feats)
+            handle_feats = sample_upsampled(feat_map, grid_hw, handles[:, 0], handles[:, 1]).t()  # [N,C]
+
+        # The parameter is the VP latent so Adam's lr/eps act exactly as in the reference.
+        z_param = (x_init * scale).requires_grad_(True)
+        optimizer = torch.optim.Adam([z_param], lr=lr)
+        losses, steps_run = [], 0
+        for step in range(steps):
+            if should_stop is not None and should_stop():
+                break
+            x = z_param / scale
+            denoised, feats = forward(x)
+            feat_map = _as_map(feats)
+            if step > 0:
+                sampler = lambda r, c: sample_upsampled(feat_map.detach(), grid_hw, r, c)  # noqa: E731
+                handles = track_points(handle_feats, sampler, handles, r_p, grid_hw)
+            if bool(all_reached(handles, targets, reach_threshold)):
+                break
+            loss = motion_supervision_loss(feat_map, grid_hw, handles, targets, r_m, reach_threshold)
+            if keep is not None:
+                x_next = ddim_step(x, denoised.float(), sigma, sigma_next) * scale_next
+                loss = loss + lam * ((x_next - next_ref) * keep).abs().sum()
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            steps_run += 1
+            losses.append(loss.detach())
+            if callback is not None:
+                callback(step, loss.detach().item(), handles.clone())
+
+        latent = (z_param.detach() / scale if steps_run else x_init).to(z.dtype)
+    return DragResult(latent=latent, handles=handles, steps_run=steps_run, losses=[float(v) for v in losses])
