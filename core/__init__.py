@@ -1,0 +1,8 @@
+"""Model-agnostic editing algorithms in ComfyUI's sigma space.
+
+Every function here works on a *denoiser*: ``denoise(x, sigma) -> x0`` where
+``x = x0 + sigma * eps`` (the k-diffusion convention ComfyUI uses) and ``sigma``
+is a tensor of shape ``[batch]``.  Backends in :mod:`core.backends` adapt a
+ComfyUI MODEL or a diffusers UNet to that protocol; nothing in this package
+imports ComfyUI.
+"""

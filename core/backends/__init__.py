@@ -1,0 +1,1 @@
+"""Adapters from concrete models to the denoiser protocol of :mod:`core`."""

@@ -1,0 +1,110 @@
+"""Denoiser backend for a ComfyUI MODEL (ModelPatcher).
+
+Loops run inside ComfyUI's own ``CFGGuider`` as a custom ``Sampler``: the guider
+loads the model, prepares conditioning (SDXL's pooled ``y`` included), converts
+the LATENT into model space and applies every patch, wrapper, ControlNet and
+hook on the MODEL.  The loop body only sees a protocol denoiser.
+"""
+from typing import Any, Callable, Optional
+
+import torch
+
+import comfy.model_management
+import comfy.samplers
+
+LoopBody = Callable[[Callable, torch.Tensor], tuple[torch.Tensor, Any]]
+
+
+def model_sampling(model):
+    # Patches such as ModelSamplingDiscrete replace the object: always ask the patcher.
+    return model.get_model_object("model_sampling")
+
+
+def sigma_table(model) -> torch.Tensor:
+    return model_sampling(model).sigmas.detach().float().cpu()
+
+
+def model_signature(model) -> dict:
+    """What a latent trajectory depends on: architecture family, parameterisation, noise table."""
+    base = model.model
+    table = sigma_table(model)
+    return {
+        "model_class": type(base).__name__,
+        "model_type": getattr(base.model_type, "name", str(base.model_type)),
+        "latent_format": type(base.latent_format).__name__,
+        "latent_channels": int(base.latent_format.latent_channels),
+        "sigma_min": round(float(table[0]), 6),
+        "sigma_max": round(float(table[-1]), 6),
+        "sigma_count": len(table),
+    }
+
+
+def to_model_space(model, latent: torch.Tensor) -> torch.Tensor:
+    return model.model.process_latent_in(latent)
+
+
+def to_latent_space(model, x: torch.Tensor) -> torch.Tensor:
+    return model.model.process_latent_out(x)
+
+
+def zero_conditioning(model, batch: int = 1) -> list:
+    """A zeroed text conditioning (as ComfyUI's ConditioningZeroOut) shaped for ``model``."""
+    config = model.model.model_config.unet_config
+    context_dim = config.get("context_dim") or 768
+    extra = {}
+    adm = config.get("adm_in_channels")
+    if adm:
+        # SDXL's ADM vector is the pooled text embedding plus 6 (refiner: 5) size/crop embeddings of 256.
+        size_embeddings = {"SDXL": 6 * 256, "SDXLRefiner": 5 * 256}.get(type(model.model).__name__)
+        if size_embeddings is None:
+            raise ValueError(f"{type(model.model).__name__} needs a text conditioning: connect one (an empty prompt "
+                             "through CLIPTextEncode is the unconditional one)")
+        extra["pooled_output"] = torch.zeros(batch, adm - size_embeddings)
+    return [[torch.zeros(batch, 77, context_dim), extra]]
+
+
+def run_guided(model, positive, negative, cfg: float, latent: torch.Tensor, sigmas: torch.Tensor,
+               body: LoopBody, seed: int = 0) -> tuple[torch.Tensor, Any]:
+    """Run ``body(denoise, x)`` on the model-space ``latent`` under ComfyUI's guider.
+
+    ``body`` returns ``(x_final, extras)``; ``x_final`` comes back in LATENT
+    space (like every ComfyUI sampler output), ``extras`` untouched.  The
+    schedule ``sigmas`` is only handed to patches (``sample_sigmas``): the body
+    decides how to walk it.
+    """
+    extras = {}
+
+    class _Loop(comfy.samplers.Sampler):
+        def sample(self, model_wrap, sigmas, extra_args, callback, noise, latent_image=None, denoise_mask=None,
+                   disable_pbar=False):
+            def denoise(x, sigma):
+                return model_wrap(x, sigma, **extra_args)
+
+            x, extras["value"] = body(denoise, latent_image)
+            return x
+
+    guider = comfy.samplers.CFGGuider(model)
+    guider.set_conds(positive, negative if negative is not None else positive)
+    guider.set_cfg(cfg)
+    if len(sigmas) == 0:
+        raise ValueError("run_guided needs at least one sigma")
+    latent = latent.to(comfy.model_management.intermediate_device(), torch.float32)
+    out = guider.sample(torch.zeros_like(latent), latent, _Loop(), sigmas.float(), seed=seed)
+    return out.to(comfy.model_management.intermediate_device()), extras.get("value")
+
+
+def progress_callback(model, total_steps: int) -> Callable[[int, torch.Tensor, torch.Tensor], None]:
+    """Progress bar, latent preview and the Cancel button for a loop of ``total_steps``."""
+    import latent_preview
+
+    preview = latent_preview.prepare_callback(model, total_steps)
+
+    def callback(step: int, x: torch.Tensor, denoised: torch.Tensor) -> None:
+        comfy.model_management.throw_exception_if_processing_interrupted()
+        preview(step, denoised, x, total_steps)
+
+    return callback
+
+
+def check_interrupt() -> None:
+    comfy.model_management.throw_exception_if_processing_interrupted()

@@ -1,0 +1,80 @@
+"""DDIM Inversion node."""
+import torch
+from comfy_api.latest import io
+
+from ..core.backends import comfy as backend
+from ..core.ddim import ddim_invert
+from ..core.schedules import ddim_sigmas, encoded_steps
+from . import checks
+from .trajectory import InversionTrajectory
+
+Trajectory = io.Custom("INVERSION_TRAJECTORY")
+
+
+def invert_latent(model, latent: dict, steps: int, strength: float, cfg: float, positive=None, negative=None):
+    """DDIM-encode a LATENT; shared by the DiffEdit and DragDiffusion graphs."""
+    samples = checks.latent_samples(latent)
+    if positive is None:
+        positive, cfg = backend.zero_conditioning(model), 1.0
+    checks.conditioning_batch_fits(positive, samples.shape[0], "positive")
+    if cfg != 1.0:
+        negative = checks.conditioning(negative, "negative", required=False) or backend.zero_conditioning(model)
+        checks.conditioning_batch_fits(negative, samples.shape[0], "negative")
+    sigmas = ddim_sigmas(backend.sigma_table(model), steps, strength).flip(0)
+    latents = [samples.detach().clone().float().cpu()]
+    n = encoded_steps(steps, strength)
+    if n > 0:
+        callback = backend.progress_callback(model, n)
+
+        def body(denoise, x):
+            trajectory = ddim_invert(denoise, x, sigmas, callback)
+            return trajectory[-1], [backend.to_latent_space(model, t).cpu() for t in trajectory[1:]]
+
+        _, upper = backend.run_guided(model, positive, negative, cfg, samples, sigmas, body)
+        latents += upper
+    return InversionTrajectory(latents=tuple(latents), sigmas=sigmas, steps=steps, strength=strength, cfg=cfg,
+                               model_signature=backend.model_signature(model))
+
+
+class DDIMInversion(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="DragEdit_DDIMInversion",
+            display_name="DDIM Inversion",
+            category="image editing",
+            description="Deterministic DDIM encoding of a latent up to a noise level (eta 0, noise estimated at the "
+                        "destination level as in DiffEdit and DragDiffusion).",
+            inputs=[
+                io.Model.Input("model", tooltip="The model to invert with (a LoRA-tuned clone for drag editing)."),
+                io.Latent.Input("latent", tooltip="The encoded image (VAE Encode)."),
+                io.Int.Input("steps", default=50, min=1, max=999,
+                             tooltip="Length of the full DDIM schedule; inversion walks its last `strength` part."),
+                io.Float.Input("strength", default=0.8, min=0.0, max=1.0, step=0.01,
+                               tooltip="Encoding ratio: how far up the schedule to go (DiffEdit 0.8, DragDiffusion "
+                                       "0.7). 0 returns the input, 1 goes to the top of the schedule."),
+                io.Float.Input("cfg", default=1.0, min=0.0, max=30.0, step=0.1, round=0.01,
+                               tooltip="Guidance while encoding. 1 = no guidance (the papers)."),
+                io.Conditioning.Input("positive", optional=True,
+                                      tooltip="Text to encode with. Leave empty for unconditional encoding as in the "
+                                              "DiffEdit paper (a zeroed conditioning); an empty-prompt CLIPTextEncode "
+                                              "is the model's own unconditional text."),
+                io.Conditioning.Input("negative", optional=True, tooltip="Negative text, used only when cfg != 1."),
+            ],
+            outputs=[
+                io.Latent.Output(display_name="latent",
+                                 tooltip="The latent at the start level; stock samplers can continue from it with "
+                                         "noise disabled."),
+                Trajectory.Output(display_name="trajectory",
+                                  tooltip="Every latent of the inversion, for Masked DDIM Decode and Latent MasaCtrl "
+                                          "Denoise."),
+            ],
+        )
+
+    @classmethod
+    def execute(cls, model, latent, steps, strength, cfg, positive=None, negative=None) -> io.NodeOutput:
+        positive = checks.conditioning(positive, "positive", required=False)
+        trajectory = invert_latent(model, latent, steps, strength, cfg, positive, negative)
+        out = {key: value for key, value in latent.items() if key != "samples"}
+        out["samples"] = trajectory.latents[-1].clone()
+        return io.NodeOutput(out, trajectory)

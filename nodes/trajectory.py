@@ -1,0 +1,38 @@
+"""The INVERSION_TRAJECTORY value passed between nodes."""
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass(frozen=True)
+class InversionTrajectory:
+    """Every latent of a DDIM inversion, in LATENT space (as VAEEncode makes them), on the CPU.
+
+    ``latents[i]`` sits at ``sigmas[i]`` (ascending); ``latents[0]`` is the
+    encoded image and ``latents[-1]`` the start level handed to samplers.
+    """
+    latents: tuple
+    sigmas: torch.Tensor
+    steps: int
+    strength: float
+    cfg: float
+    model_signature: dict
+
+    @property
+    def encoded_steps(self) -> int:
+        return len(self.latents) - 1
+
+    @property
+    def latent_shape(self) -> tuple:
+        return tuple(self.latents[0].shape)
+
+    def sampling_sigmas(self) -> torch.Tensor:
+        """The same levels, descending, as a decode walks them."""
+        return self.sigmas.flip(0)
+
+    def check_model(self, signature: dict) -> None:
+        if signature != self.model_signature:
+            differences = ", ".join(f"{key}: {self.model_signature.get(key)} vs {signature.get(key)}"
+                                    for key in signature if signature.get(key) != self.model_signature.get(key))
+            raise ValueError("This inversion trajectory was made with a different kind of model "
+                             f"({differences}). Run DDIM Inversion with the MODEL used here.")

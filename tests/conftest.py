@@ -1,0 +1,29 @@
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from tools.tiny_models import scheduler_config, tiny_unet  # noqa: E402
+
+torch.set_num_threads(2)
+
+
+@pytest.fixture(scope="session")
+def eps_unet():
+    return tiny_unet(seed=0)
+
+
+@pytest.fixture(scope="session")
+def v_unet():
+    return tiny_unet(seed=1)
+
+
+@pytest.fixture(params=["epsilon", "v_prediction"])
+def model_and_config(request, eps_unet, v_unet):
+    unet = eps_unet if request.param == "epsilon" else v_unet
+    return unet, scheduler_config(request.param)
