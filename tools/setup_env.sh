@@ -10,8 +10,10 @@ if [ ! -x "$VENV/bin/python" ]; then
   python3 -m venv "$VENV"
 fi
 PY="$VENV/bin/python"
+# Keep real pip errors, drop this machine's noise about absent local index folders.
+quiet_pip() { "$PY" -m pip "$@" 2> >(grep -v "is ignored: it is neither" >&2); }
 if ! "$PY" -c "import torch" 2>/dev/null; then
-  "$PY" -m pip install -q "$TORCH_SPEC"
+  quiet_pip install -q "$TORCH_SPEC"
 fi
-"$PY" -m pip install -q -r requirements.txt -r requirements-test.txt
+quiet_pip install -q -r requirements.txt -r requirements-test.txt
 echo "$PY"
