@@ -49,11 +49,11 @@ def text(node_id, pos, prompt, title):
 def diffedit() -> dict:
     return build([
         CHECKPOINT, LOAD_IMAGE,
-        {"id": 3, "type": "VAEEncode", "pos": [380, 300], "inputs": {"pixels": ("IMAGE", 2, 0), "vae": ("VAE", 1, 2)},
+        {"id": 3, "type": "VAEEncode", "pos": [380, 560], "inputs": {"pixels": ("IMAGE", 2, 0), "vae": ("VAE", 1, 2)},
          "outputs": [("LATENT", "LATENT")]},
         text(4, [380, 40], "a bowl of pears", "Query (the edit)"),
-        text(5, [380, 160], "a bowl of fruits", "Reference (describes the input)"),
-        text(6, [380, 420], "", "Empty prompt (unconditional)"),
+        text(5, [380, 210], "a bowl of fruits", "Reference (describes the input)"),
+        text(6, [380, 380], "", "Empty prompt (unconditional)"),
         {"id": 7, "type": "DragEdit_DiffEditMaskInfer", "pos": [760, 40], "size": [320, 280],
          "widgets": [10, 0.5, 3.0, 0.5, 0, "fixed", 50],
          "inputs": {"model": ("MODEL", 1, 0), "query": ("CONDITIONING", 4, 0), "reference": ("CONDITIONING", 5, 0),
@@ -68,7 +68,7 @@ def diffedit() -> dict:
          "outputs": [("latent", "LATENT")]},
         {"id": 10, "type": "VAEDecode", "pos": [1500, 200], "inputs": {"samples": ("LATENT", 9, 0), "vae": ("VAE", 1, 2)},
          "outputs": [("IMAGE", "IMAGE")]},
-        {"id": 11, "type": "SaveImage", "pos": [1760, 200], "size": [400, 400], "widgets": ["diffedit"],
+        {"id": 11, "type": "SaveImage", "pos": [1860, 200], "size": [400, 400], "widgets": ["diffedit"],
          "inputs": {"images": ("IMAGE", 10, 0)}},
         {"id": 12, "type": "MaskToImage", "pos": [1140, 40], "inputs": {"mask": ("MASK", 7, 0)},
          "outputs": [("IMAGE", "IMAGE")]},
