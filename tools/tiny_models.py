@@ -49,7 +49,9 @@ def tiny_vae(seed: int = 0):
     """A one-level AutoencoderKL (no downsampling): latents at pixel resolution / 1."""
     from diffusers import AutoencoderKL
 
-    vae = AutoencoderKL(block_out_channels=(32,), latent_channels=4, norm_num_groups=32, sample_size=16)
+    with torch.random.fork_rng(devices=[]):  # seeded init without touching the caller's generator
+        torch.manual_seed(seed)
+        vae = AutoencoderKL(block_out_channels=(32,), latent_channels=4, norm_num_groups=32, sample_size=16)
     return vae.eval().requires_grad_(False)
 
 
