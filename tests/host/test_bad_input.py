@@ -84,9 +84,7 @@ def test_strength_edges(comfy, tiny):
     assert len(full.latents) == 6 and float(full.sigmas[-1]) == pytest.approx(float(table[801]))
 
 
-def _trajectory(tiny, nodes, model):
-    from types import SimpleNamespace
-
+def _trajectory(tiny, nodes, model):  # noqa: ARG001 - same call shape as the tests
     # A hand-made trajectory with the model's signature: building one needs no model call.
     inversion_module = next(m for m in __import__("sys").modules.values()
                             if getattr(m, "__name__", "").endswith("nodes.trajectory") and "drag-diffedit" in m.__name__)
