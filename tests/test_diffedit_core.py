@@ -25,27 +25,12 @@ from core.backends.diffusers_unet import DiffusersUNetDenoiser
 from core.ddim import batch_sigma, ddim_invert, ddim_sample, ddim_step
 from core.diffedit import diffedit_mask, mask_from_estimates, masked_ddim_decode, noised_denoise_estimates
 from core.schedules import ddim_sigmas
+from tests.sigma_space import TOL, assert_close, to_sigma_space, to_vp
 from tools.tiny_models import scheduler_config, text_embedding, tiny_vae
 
-TOL = 1e-5
 MASK_STRENGTH = 0.5
 CLAMP_RATIO = 3.0
 SIZE = (1, 4, 16, 16)
-
-
-def assert_close(ours, theirs):
-    """Max abs difference <= 1e-5, in units of the values' magnitude when it exceeds 1 (as tests/test_ddim.py)."""
-    scale = max(1.0, float(theirs.abs().max()))
-    error = float((ours - theirs).abs().max())
-    assert error <= TOL * scale, f"max abs diff {error:.3g} at magnitude {scale:.3g}"
-
-
-def to_vp(x, sigma):
-    return x / (1 + float(sigma) ** 2) ** 0.5
-
-
-def to_sigma_space(z, sigma):
-    return z * (1 + float(sigma) ** 2) ** 0.5
 
 
 def seeded(shape, seed):

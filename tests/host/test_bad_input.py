@@ -1,13 +1,18 @@
 """Bad input is refused with a clear message before any model call."""
+import sys
+
 import pytest
 import torch
 
 
+def pack_module(suffix):
+    """One of the pack's modules as ComfyUI imported it (under the custom-node folder's name)."""
+    return next(m for name, m in sys.modules.items() if name.endswith(suffix) and "drag-diffedit" in name)
+
+
 @pytest.fixture
 def no_model_calls(comfy, monkeypatch):
-    import sys
-
-    backend = next(m for name, m in sys.modules.items() if name.endswith("core.backends.comfy") and "drag-diffedit" in name)
+    backend = pack_module("core.backends.comfy")
 
     def refuse(*args, **kwargs):
         raise AssertionError("the model was called before the input was checked")
@@ -86,10 +91,7 @@ def test_strength_edges(comfy, tiny):
 
 def _trajectory(tiny, nodes, model):  # noqa: ARG001 - same call shape as the tests
     # A hand-made trajectory with the model's signature: building one needs no model call.
-    inversion_module = next(m for m in __import__("sys").modules.values()
-                            if getattr(m, "__name__", "").endswith("nodes.trajectory") and "drag-diffedit" in m.__name__)
-    backend = next(m for m in __import__("sys").modules.values()
-                   if getattr(m, "__name__", "").endswith("core.backends.comfy") and "drag-diffedit" in m.__name__)
+    trajectory_module, backend = pack_module("nodes.trajectory"), pack_module("core.backends.comfy")
     latents = tuple(torch.randn(1, 4, 16, 16) for _ in range(3))
-    return inversion_module.InversionTrajectory(latents=latents, sigmas=torch.tensor([0.03, 0.5, 1.0]), steps=4,
+    return trajectory_module.InversionTrajectory(latents=latents, sigmas=torch.tensor([0.03, 0.5, 1.0]), steps=4,
                                                 strength=0.5, cfg=1.0, model_signature=backend.model_signature(model))
