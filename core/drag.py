@@ -195,6 +195,7 @@ def optimize_drag_latent(forward: Callable[[Tensor], Tuple[Tensor, Tensor]], z: 
                          handles: Tensor, targets: Tensor, *, grid_hw: Sequence[int],
                          mask_latent: Optional[Tensor] = None, steps: int = 80, lr: float = 0.01, lam: float = 0.1,
                          r_m: int = 1, r_p: int = 3, reach_threshold: float = 2.0, vp_units: bool = True,
+                         grad_scale: float = 2.0 ** 16,
                          callback: Optional[Callable[[int, float, Tensor], None]] = None,
                          should_stop: Optional[Callable[[], bool]] = None) -> DragResult:
     """DragDiffusion latent optimisation at one noise level.
@@ -253,7 +254,14 @@ def optimize_drag_latent(forward: Callable[[Tensor], Tuple[Tensor, Tensor]], z: 
                 x_next = ddim_step(x, denoised.float(), sigma, sigma_next) * scale_next
                 loss = loss + lam * ((x_next - next_ref) * keep).abs().sum()
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            # Loss scaling as the reference's GradScaler: fp16 UNets underflow otherwise; a power of two keeps
+            # fp32 exact.  A step whose gradient overflowed is skipped and the scale halved.
+            (loss * grad_scale).backward()
+            grad = z_param.grad
+            if not bool(torch.isfinite(grad).all()):
+                grad_scale /= 2.0
+                continue
+            grad.div_(grad_scale)
             optimizer.step()
             steps_run += 1
             losses.append(loss.detach())
@@ -262,3 +270,15 @@ def optimize_drag_latent(forward: Callable[[Tensor], Tuple[Tensor, Tensor]], z: 
 
         latent = (z_param.detach() / scale if steps_run else x_init).to(z.dtype)
     return DragResult(latent=latent, handles=handles, steps_run=steps_run, losses=[float(v) for v in losses])
+
+
+def guided_features(cond: Tensor, uncond: Optional[Tensor], cfg: float) -> Tensor:
+    """Drag features under classifier-free guidance, as the reference's generated-image mode builds them.
+
+    ``cat([(1 - k) F_uncond, k F_cond])`` over channels with ``k = cfg / (2 cfg - 1)``; the cond features alone
+    without guidance.
+    """
+    if uncond is None or cfg == 1.0:
+        return cond
+    k = cfg / (2.0 * cfg - 1.0)
+    return torch.cat([(1.0 - k) * uncond, k * cond], dim=1)

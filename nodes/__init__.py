@@ -2,9 +2,11 @@
 from comfy_api.latest import ComfyExtension, io
 
 from .diffedit import DiffEditMaskInfer, MaskedDDIMDecode
+from .drag import DragLatentOptimize
 from .inversion import DDIMInversion
+from .masactrl import LatentMasaCtrlDenoise
 
-NODES = [DDIMInversion, DiffEditMaskInfer, MaskedDDIMDecode]
+NODES = [DDIMInversion, DiffEditMaskInfer, MaskedDDIMDecode, DragLatentOptimize, LatentMasaCtrlDenoise]
 
 
 class DragEditExtension(ComfyExtension):

@@ -63,15 +63,35 @@ def zero_conditioning(model, batch: int = 1) -> list:
     return [[torch.zeros(batch, 77, context_dim), extra]]
 
 
+def autograd_ready(value):
+    """A copy of nested lists/dicts whose tensors are normal tensors (not inference tensors, see ``run_guided``)."""
+    if isinstance(value, torch.Tensor):
+        with torch.inference_mode(False):
+            return value.clone()
+    if isinstance(value, dict):
+        return {key: autograd_ready(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(autograd_ready(item) for item in value)
+    return value
+
+
 def run_guided(model, positive, negative, cfg: float, latent: torch.Tensor, sigmas: torch.Tensor,
-               body: LoopBody, seed: int = 0) -> tuple[torch.Tensor, Any]:
+               body: LoopBody, seed: int = 0, autograd: bool = False) -> tuple[torch.Tensor, Any]:
     """Run ``body(denoise, x)`` on the model-space ``latent`` under ComfyUI's guider.
 
     ``body`` returns ``(x_final, extras)``; ``x_final`` comes back in LATENT
     space (like every ComfyUI sampler output), ``extras`` untouched.  The
     schedule ``sigmas`` is only handed to patches (``sample_sigmas``): the body
     decides how to walk it.
+
+    ``autograd``: the body back-propagates.  ComfyUI executes graphs under
+    ``torch.inference_mode()``, whose tensors backward refuses to save, so the
+    guider then runs outside it on copies of the inputs.
     """
+    if autograd:
+        positive, negative, latent = autograd_ready(positive), autograd_ready(negative), autograd_ready(latent)
+        with torch.inference_mode(False):
+            return run_guided(model, positive, negative, cfg, latent, sigmas, body, seed)
     extras = {}
 
     class _Loop(comfy.samplers.Sampler):

@@ -4,11 +4,13 @@ Lets the core run on a real UNet without ComfyUI (tests, the headless demo).
 The sigma table comes from the scheduler config, so it matches ComfyUI's
 ``model_sampling`` for the same checkpoint.
 """
+import contextlib
 from typing import Optional
 
 import torch
 
 from ..ddim import Denoiser
+from ..drag import guided_features
 from ..guidance import classifier_free_guidance
 from ..schedules import sigmas_from_alphas_cumprod
 
@@ -63,3 +65,80 @@ class DiffusersUNetDenoiser:
             return classifier_free_guidance(denoised_cond, denoised_uncond, cfg)
 
         return denoise
+
+
+def self_attention_layers(unet) -> list[tuple[str, int]]:
+    """Every self-attention module name in execution order, with the latent downscale it runs at."""
+    levels = len(unet.down_blocks)
+    parts = [(f"down_blocks.{i}", 2 ** i) for i in range(levels)]
+    parts.append(("mid_block", 2 ** (levels - 1)))
+    parts += [(f"up_blocks.{i}", 2 ** (levels - 1 - i)) for i in range(len(unet.up_blocks))]
+    names = [name for name, _ in unet.named_modules() if name.endswith(".attn1")]
+    layers = []
+    for prefix, scale in parts:
+        layers += [(name, scale) for name in names if name.startswith(prefix + ".")]
+    return layers
+
+
+def layer_parts(layers: list[tuple[str, int]]) -> list[tuple[str, int]]:
+    """``(part, downscale)`` per layer, as ``core.masactrl.default_start_layer`` takes them."""
+    part = {"down_blocks": "input", "mid_block": "middle", "up_blocks": "output"}
+    return [(part[name.split(".")[0]], scale) for name, scale in layers]
+
+
+def default_feature_block(unet) -> int:
+    """The up block whose upsampler reaches full latent resolution (SD1.5: ``up_blocks[2]``)."""
+    return max(i for i, block in enumerate(unet.up_blocks) if getattr(block, "upsamplers", None))
+
+
+class _ReferenceAttnProcessor:
+    def __init__(self, inner, name, control):
+        self.inner, self.name, self.control = inner, name, control
+
+    def __call__(self, attn, hidden_states, encoder_hidden_states=None, *args, **kwargs):
+        if encoder_hidden_states is None:
+            encoder_hidden_states = self.control.context(self.name, hidden_states)
+        return self.inner(attn, hidden_states, encoder_hidden_states, *args, **kwargs)
+
+
+@contextlib.contextmanager
+def reference_attention(unet, control):
+    """Route the self-attention layers in ``control.layers`` (module names) through ``control``."""
+    modules = dict(unet.named_modules())
+    saved = {name: modules[name].processor for name, _ in self_attention_layers(unet)}
+    try:
+        for name, processor in saved.items():
+            modules[name].set_processor(_ReferenceAttnProcessor(processor, name, control))
+        yield
+    finally:
+        for name, processor in saved.items():
+            modules[name].set_processor(processor)
+
+
+def feature_denoiser(backend: DiffusersUNetDenoiser, cond, uncond=None, cfg: float = 1.0, up_block: int = -1):
+    """``forward(x, sigma) -> (denoised, features)`` for ``core.drag.optimize_drag_latent``; use inside ``with``.
+
+    Returns a context manager yielding the forward; the features are the output of ``up_blocks[up_block]``.
+    """
+    unet = backend.unet
+    block = default_feature_block(unet) if up_block < 0 else up_block
+    denoise = backend.denoiser(cond, uncond, cfg)
+    captured = []
+
+    @contextlib.contextmanager
+    def session():
+        handle = unet.up_blocks[block].register_forward_hook(lambda module, args, out: captured.append(out))
+        try:
+            def forward(x, sigma):
+                captured.clear()
+                denoised = denoise(x, sigma)
+                features = captured[-1]
+                if cfg != 1.0 and uncond is not None:  # the denoiser batches [uncond, cond]
+                    f_uncond, f_cond = features.chunk(2)
+                    features = guided_features(f_cond, f_uncond, cfg)
+                return denoised, features
+            yield forward
+        finally:
+            handle.remove()
+
+    return session()

@@ -1,0 +1,85 @@
+"""Latent MasaCtrl Denoise node: denoise the dragged latent attending to the source's self-attention."""
+import torch
+from comfy_api.latest import io
+
+from ..core.backends import comfy as backend
+from ..core.backends.comfy_unet import attach_reference_attention, diffusion_model, self_attention_layers
+from ..core.masactrl import SelfAttentionReference, default_start_layer, masactrl_denoise
+from . import checks
+from .inversion import Trajectory
+
+
+def controlled_layers(model, start_layer: int) -> list:
+    """The self-attention layer keys from ``start_layer`` (-1 = DragDiffusion's choice for this UNet) on."""
+    layers = self_attention_layers(diffusion_model(model))
+    if start_layer < 0:
+        start_layer = default_start_layer([(key[0], scale) for key, scale in layers])
+    elif start_layer >= len(layers):
+        raise ValueError(f"start_layer {start_layer} is out of range: this UNet has {len(layers)} self-attention "
+                         f"layers (0..{len(layers) - 1}); -1 picks DragDiffusion's choice")
+    return [key for key, _ in layers[start_layer:]]
+
+
+class LatentMasaCtrlDenoise(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="DragEdit_LatentMasaCtrlDenoise",
+            display_name="Latent MasaCtrl Denoise",
+            category="image editing",
+            description="DDIM-denoises the edited latent while its self-attention attends to the keys and values "
+                        "of the source (reference) branch, which keeps the identity of the image.",
+            inputs=[
+                io.Model.Input("model", tooltip="The model used for the inversion and the drag."),
+                io.Conditioning.Input("positive", tooltip="The prompt of the image."),
+                Trajectory.Input("trajectory", tooltip="DDIM Inversion of the source: its last latent is the "
+                                                       "reference branch."),
+                io.Latent.Input("latent", tooltip="The edited latent (Drag Latent Optimize), at the trajectory's "
+                                                  "last level."),
+                io.Int.Input("start_step", default=0, min=0, max=999,
+                             tooltip="First denoising step whose attention is shared (0 = all, the reference)."),
+                io.Int.Input("start_layer", default=-1, min=-1, max=999,
+                             tooltip="First shared self-attention layer in execution order (SD1.x/2.x have 16, "
+                                     "SDXL 70). -1 = DragDiffusion's choice mapped to this UNet: the decoder "
+                                     "layers at 1/2 latent resolution and finer (SD1.x/2.x: 10)."),
+                io.Float.Input("cfg", default=1.0, min=0.0, max=30.0, step=0.1, round=0.01,
+                               tooltip="Guidance: 1 for real images; the generation's CFG for generated ones."),
+                io.Conditioning.Input("negative", optional=True, tooltip="Negative prompt, used when cfg != 1."),
+            ],
+            outputs=[io.Latent.Output(display_name="latent", tooltip="The denoised edited latent (VAE Decode it).")],
+        )
+
+    @classmethod
+    def execute(cls, model, positive, trajectory, latent, start_step, start_layer, cfg,
+                negative=None) -> io.NodeOutput:
+        positive = checks.conditioning(positive, "positive")
+        trajectory.check_model(backend.model_signature(model))
+        edited = checks.latent_samples(latent)
+        if tuple(edited.shape) != trajectory.latent_shape:
+            raise ValueError(f"latent {tuple(edited.shape)} does not match the trajectory's {trajectory.latent_shape}:"
+                             " connect the latent dragged from this trajectory")
+        steps = trajectory.encoded_steps
+        if steps < 1:
+            raise ValueError("the trajectory has no inversion steps (strength 0): nothing to denoise")
+        if start_step >= steps:
+            raise ValueError(f"start_step {start_step} is past the {steps} denoising steps of this trajectory")
+        checks.conditioning_batch_fits(positive, edited.shape[0], "positive")
+        if cfg != 1.0:
+            negative = checks.conditioning(negative, "negative", required=False) or backend.zero_conditioning(model)
+            checks.conditioning_batch_fits(negative, edited.shape[0], "negative")
+        control = SelfAttentionReference(controlled_layers(model, start_layer), start_step)
+        patched = attach_reference_attention(model, control)
+        callback = backend.progress_callback(model, steps)
+        sigmas = trajectory.sampling_sigmas()
+        both = torch.cat([trajectory.latents[-1], edited.float().cpu()])
+
+        def body(denoise, x):
+            reference, edit = masactrl_denoise(denoise, *x.chunk(2), sigmas, control, callback,
+                                               backend.check_interrupt)
+            return torch.cat([reference, edit]), None
+
+        out, _ = backend.run_guided(patched, positive, negative, cfg, both, sigmas, body)
+        samples = out.chunk(2)[1].clone()
+        result = {key: value for key, value in latent.items() if key not in ("samples", "noise_mask")}
+        result["samples"] = samples
+        return io.NodeOutput(result)

@@ -1,0 +1,42 @@
+"""Progress previews drawn with PIL: the drag's current handles, LoRA training's loss curve."""
+from typing import Sequence
+
+import torch
+from PIL import Image, ImageDraw
+
+HANDLE = (230, 57, 70)
+TARGET = (69, 123, 157)
+
+
+def to_pil(image: torch.Tensor) -> Image.Image:
+    """An IMAGE row ``[H, W, C]`` in 0..1 as an RGB picture."""
+    pixels = (image[..., :3].detach().float().cpu().clamp(0, 1) * 255).round().to(torch.uint8).numpy()
+    return Image.fromarray(pixels, "RGB")
+
+
+def drag_preview_image(image: torch.Tensor, handles_xy, targets_xy) -> Image.Image:
+    """The picture with an arrow from each handle's current position to its target."""
+    picture = to_pil(image)
+    draw = ImageDraw.Draw(picture)
+    radius = max(2, round(min(picture.size) / 100))
+    for (hx, hy), (tx, ty) in zip(torch.as_tensor(handles_xy).tolist(), torch.as_tensor(targets_xy).tolist()):
+        draw.line([(hx, hy), (tx, ty)], fill=(255, 255, 255), width=max(1, radius // 2))
+        draw.ellipse([hx - radius, hy - radius, hx + radius, hy + radius], fill=HANDLE)
+        draw.ellipse([tx - radius, ty - radius, tx + radius, ty + radius], fill=TARGET)
+    return picture
+
+
+def loss_curve_image(losses: Sequence[float], total_steps: int, size=(320, 160)) -> Image.Image:
+    """A small plot of the training loss so far, with the last value written on it."""
+    width, height = size
+    picture = Image.new("RGB", size, (24, 24, 24))
+    draw = ImageDraw.Draw(picture)
+    if losses:
+        low, high = min(losses), max(losses)
+        span = (high - low) or 1.0
+        points = [(8 + (width - 16) * i / max(1, total_steps - 1), height - 8 - (height - 32) * (v - low) / span)
+                  for i, v in enumerate(losses)]
+        if len(points) > 1:
+            draw.line(points, fill=(120, 200, 255), width=2)
+        draw.text((8, 4), f"step {len(losses)}/{total_steps}  loss {losses[-1]:.4f}", fill=(230, 230, 230))
+    return picture
