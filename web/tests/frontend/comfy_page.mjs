@@ -1,0 +1,255 @@
+// Helpers for driving the real ComfyUI frontend (served by a running ComfyUI
+// with this pack under custom_nodes/) in Debian's chromium via playwright-core.
+// Used by point_editor_frontend.mjs (host test) and tools/screenshot_point_editor.mjs.
+
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { chromium } from "playwright-core";
+
+export const NODE_CLASS = "DragEdit_DragLatentOptimize";
+export const EXTENSION_NAME = "DragEdit.PointEditor";
+export const PACK_URL_PART = "/extensions/comfyui-drag-diffedit/";
+/** Text that marks an error as coming from this pack rather than the host. */
+export const OURS = /DragEdit|drag[-_ ]?diffedit|drag_points/i;
+
+const CHROMIUM_FLAGS = [
+  "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+  "--disable-background-networking", "--disable-component-update", "--disable-sync",
+];
+
+/** Settings that would otherwise open first-run UI (templates, release notes) over the graph. */
+export async function quietSettings(baseURL) {
+  const settings = {
+    "Comfy.TutorialCompleted": true,
+    "Comfy.Release.Version": "999.0.0",
+    "Comfy.Release.Status": "skipped",
+    "Comfy.Release.Timestamp": Date.now(),
+    "Comfy.Minimap.Visible": false,
+    "Comfy.Graph.CanvasInfo": false,
+  };
+  for (const [key, value] of Object.entries(settings)) {
+    const res = await fetch(new URL(`settings/${encodeURIComponent(key)}`, baseURL), {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify(value),
+    });
+    if (!res.ok) throw new Error(`POST settings/${key}: HTTP ${res.status}`);
+  }
+}
+
+/**
+ * Start chromium, open the frontend and wait until the app and the extensions are up.
+ * Returns { page, errors, close }; `errors` keeps filling: {kind, text, phase}.
+ */
+export async function openComfy({ url, chromiumPath, viewport = { width: 1600, height: 1000 }, deviceScaleFactor = 1 }) {
+  await quietSettings(url);
+  const userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), "dragedit-frontend-"));
+  const context = await chromium.launchPersistentContext(userDataDir, {
+    executablePath: chromiumPath,
+    headless: true,
+    args: CHROMIUM_FLAGS,
+    viewport,
+    deviceScaleFactor,
+  });
+  const origin = new URL(url).origin;
+  // nothing but the local server may be reached
+  await context.route((u) => u.protocol.startsWith("http") && u.origin !== origin, (route) => route.abort());
+
+  const errors = [];
+  const state = { phase: "startup" };
+  const page = context.pages()[0] || (await context.newPage());
+  const push = (kind, text) => errors.push({ kind, text, phase: state.phase, ours: OURS.test(text) });
+  page.on("console", (msg) => {
+    if (msg.type() !== "error") return;
+    const loc = msg.location();
+    push("console.error", msg.text() + (loc?.url ? `  [${loc.url}:${loc.lineNumber}]` : ""));
+  });
+  page.on("pageerror", (err) => push("pageerror", String(err.stack || err)));
+  const packScripts = {};
+  page.on("response", (res) => {
+    if (res.url().includes(PACK_URL_PART)) packScripts[res.url().split(PACK_URL_PART)[1]] = res.status();
+  });
+
+  await page.goto(url, { waitUntil: "domcontentloaded" });
+  await page.waitForFunction(
+    (name) => window.app?.graph && window.app?.canvas && window.LiteGraph &&
+      (window.app.extensions ?? []).some((e) => e.name === name),
+    EXTENSION_NAME, { timeout: 45000, polling: 100 });
+  await page.waitForTimeout(1500); // startup dialogs, late extension setup
+  await page.keyboard.press("Escape");
+  await closeDialogs(page);
+
+  const close = async () => {
+    await context.close().catch(() => {});
+    fs.rmSync(userDataDir, { recursive: true, force: true });
+  };
+  return { page, errors, packScripts, setPhase: (p) => { state.phase = p; }, close };
+}
+
+export async function closeDialogs(page) {
+  for (let i = 0; i < 3; i++) {
+    const closers = page.locator(".p-dialog .p-dialog-close-button, .p-dialog-header-close");
+    const n = await closers.count();
+    if (!n) break;
+    for (let j = 0; j < n; j++) await closers.nth(j).click({ timeout: 2000 }).catch(() => {});
+    await page.waitForTimeout(300);
+  }
+}
+
+/**
+ * A minimal UI-format workflow: LoadImage -> Drag Latent Optimize `image`;
+ * the other inputs stay unlinked. `dragPoints` goes into widgets_values as is
+ * (a string normally; anything for the malformed-workflow checks).
+ */
+export function minimalWorkflow({ imageName, dragPoints = "[]", dragNodeSize = [420, 620] }) {
+  const slot = (name, type, link = null) => ({ name, type, link });
+  return {
+    last_node_id: 2,
+    last_link_id: 1,
+    nodes: [
+      {
+        id: 1, type: "LoadImage", pos: [40, 80], size: [320, 420], flags: {}, order: 0, mode: 0,
+        inputs: [], properties: { "Node name for S&R": "LoadImage" },
+        outputs: [
+          { name: "IMAGE", type: "IMAGE", links: [1], slot_index: 0 },
+          { name: "MASK", type: "MASK", links: [], slot_index: 1 },
+        ],
+        widgets_values: [imageName, "image"],
+      },
+      {
+        id: 2, type: NODE_CLASS, pos: [420, 80], size: dragNodeSize, flags: {}, order: 1, mode: 0,
+        inputs: [
+          slot("model", "MODEL"), slot("positive", "CONDITIONING"), slot("trajectory", "INVERSION_TRAJECTORY"),
+          slot("image", "IMAGE", 1), slot("negative", "CONDITIONING"), slot("mask", "MASK"), slot("latent", "LATENT"),
+        ],
+        outputs: [
+          { name: "latent", type: "LATENT", links: [], slot_index: 0 },
+          { name: "tracked_points", type: "STRING", links: [], slot_index: 1 },
+        ],
+        properties: { "Node name for S&R": NODE_CLASS },
+        // drag_points, steps, learning_rate, mask_weight, cfg, feature_block, motion_radius, track_radius
+        widgets_values: [dragPoints, 80, 0.01, 0.1, 1.0, -1, 1, 3],
+      },
+    ],
+    links: [[1, 1, 0, 2, 3, "IMAGE"]],
+    groups: [],
+    config: {},
+    extra: { ds: { scale: 1, offset: [0, 0] } },
+    version: 0.4,
+  };
+}
+
+/** Load a UI workflow through the frontend's own loader; returns an error string or null. */
+export async function loadWorkflow(page, workflow, name = "dragedit-test.json") {
+  const error = await page.evaluate(async ({ wf, name }) => {
+    try {
+      await window.app.loadGraphData(wf, true, true, name);
+      return null;
+    } catch (e) {
+      return String(e?.stack || e);
+    }
+  }, { wf: workflow, name });
+  await closeDialogs(page);
+  return error;
+}
+
+/**
+ * Install window.__dragEdit = { state(nodeId) } in the page: the editor state
+ * the extension keeps for a node, read through the extension's own module
+ * (same URL, so the same module instance the frontend imported).
+ */
+export async function exposeEditorState(page) {
+  await page.evaluate(async (url) => {
+    const mod = await import(url);
+    window.__dragEdit = {
+      state: (id) => {
+        const node = window.app.graph.getNodeById(id);
+        return node ? mod.getEditorState(node) : undefined;
+      },
+    };
+  }, `${PACK_URL_PART}drag_points_editor.js`);
+}
+
+/** Snapshot of one editor: canvas rect (CSS px on the page), its layout size, image size, value, error. */
+export async function editorInfo(page, nodeId) {
+  return page.evaluate((id) => {
+    const node = window.app.graph.getNodeById(id);
+    const st = window.__dragEdit.state(id);
+    if (!node || !st) return { present: Boolean(node), editor: false };
+    const canvas = st.editor.canvas;
+    const r = canvas.getBoundingClientRect();
+    const widget = node.widgets.find((w) => w.name === "drag_points");
+    return {
+      present: true,
+      editor: true,
+      rect: { x: r.x, y: r.y, width: r.width, height: r.height },
+      client: { width: canvas.clientWidth, height: canvas.clientHeight },
+      visible: r.width > 0 && r.height > 0 && canvas.isConnected,
+      imageLoaded: Boolean(st.editor.image && st.editor.imageSize),
+      imageSize: st.editor.imageSize,
+      value: st.editor.getValue(),
+      pairs: st.editor.model.pairs,
+      error: st.editor.error ? { ...st.editor.error } : null,
+      widgetValue: widget?.value,
+      widgetHidden: Boolean(widget?.hidden),
+    };
+  }, nodeId);
+}
+
+/**
+ * Page coordinates of an image pixel, derived independently of the widget code:
+ * the picture is contain-fitted (centred, uniform scale) in the canvas' layout
+ * box, and the layout box is mapped onto its bounding rect (graph zoom).
+ */
+export function imageToPage([x, y], info) {
+  const { width: cw, height: ch } = info.client;
+  const { width: iw, height: ih } = info.imageSize;
+  const scale = Math.min(cw / iw, ch / ih);
+  const ox = (cw - iw * scale) / 2;
+  const oy = (ch - ih * scale) / 2;
+  const sx = info.rect.width / cw;
+  const sy = info.rect.height / ch;
+  return [info.rect.x + (ox + x * scale) * sx, info.rect.y + (oy + y * scale) * sy];
+}
+
+/** RGBA of the editor canvas' backing store at image pixels (device px, after the widget's own drawing). */
+export async function sampleEditor(page, nodeId, imagePoints) {
+  return page.evaluate(({ id, points }) => {
+    const st = window.__dragEdit.state(id);
+    const { canvas, dpr } = st.editor;
+    const fit = st.editor.fit;
+    const ctx = canvas.getContext("2d");
+    return points.map(([x, y]) => {
+      const cx = Math.round((fit.offsetX + x * fit.scale) * dpr);
+      const cy = Math.round((fit.offsetY + y * fit.scale) * dpr);
+      return Array.from(ctx.getImageData(cx, cy, 1, 1).data);
+    });
+  }, { id: nodeId, points: imagePoints });
+}
+
+export const isRed = ([r, g, b]) => r > 180 && g < 100 && b < 100;
+export const isBlue = ([r, g, b]) => b > 180 && r < 100 && g < 180;
+
+/** Pan/zoom the graph so a node (title bar included) fills the canvas area with a margin. */
+export async function focusNodes(page, nodeIds, { margin = 40, maxScale = 1.5 } = {}) {
+  return page.evaluate(({ ids, margin, maxScale }) => {
+    const app = window.app;
+    const t = window.LiteGraph.NODE_TITLE_HEIGHT;
+    let [x0, y0, x1, y1] = [Infinity, Infinity, -Infinity, -Infinity];
+    for (const id of ids) {
+      const n = app.graph.getNodeById(id);
+      x0 = Math.min(x0, n.pos[0]); y0 = Math.min(y0, n.pos[1] - t);
+      x1 = Math.max(x1, n.pos[0] + n.size[0]); y1 = Math.max(y1, n.pos[1] + n.size[1]);
+    }
+    const el = app.canvas.canvas.getBoundingClientRect();
+    const aw = el.width - 2 * margin;
+    const ah = el.height - 2 * margin - 40; // leave the bottom toolbar free
+    const s = Math.min(aw / (x1 - x0), ah / (y1 - y0), maxScale);
+    app.canvas.ds.scale = s;
+    app.canvas.ds.offset = [(margin + (aw - s * (x1 - x0)) / 2) / s - x0, (margin + (ah - s * (y1 - y0)) / 2) / s - y0];
+    app.canvas.deselectAll?.();
+    app.canvas.setDirty(true, true);
+    return s;
+  }, { ids: nodeIds, margin, maxScale });
+}
