@@ -26,14 +26,15 @@ def randomize_(module: torch.nn.Module, seed: int, scale: float = 0.05) -> torch
     return module
 
 
-def tiny_unet(seed: int = 0):
-    """An SD1.x-shaped UNet: two resolutions, cross-attention in the lower one."""
+def tiny_unet(seed: int = 0, attention_everywhere: bool = False):
+    """An SD1.x-shaped UNet: two resolutions, cross-attention in the lower one (or in both)."""
     from diffusers import UNet2DConditionModel
 
+    first = "CrossAttn" if attention_everywhere else ""
     unet = UNet2DConditionModel(
         sample_size=16, in_channels=4, out_channels=4, layers_per_block=1,
-        block_out_channels=(32, 64), down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
-        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), cross_attention_dim=CONTEXT_DIM,
+        block_out_channels=(32, 64), down_block_types=(f"{first}DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", f"{first}UpBlock2D"), cross_attention_dim=CONTEXT_DIM,
         attention_head_dim=8, norm_num_groups=32,
     )
     randomize_(unet, seed)
