@@ -152,7 +152,10 @@ export class DragPointsCanvas {
     ctx.font = FONT;
     ctx.textBaseline = "alphabetic";
 
-    if (this.error) return this._drawMessage(["Invalid drag_points JSON:", this.error.message, "Press Clear to reset."], COLORS.error);
+    if (this.error) {
+      return this._drawMessage(["Cannot use the drag_points of this node:", this.error.message,
+        "Press Clear to start again."], COLORS.error);
+    }
     const fit = this.fit;
     if (!fit) {
       const count = this.model.pairCount;

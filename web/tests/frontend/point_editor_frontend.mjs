@@ -35,9 +35,10 @@ const PAIRS = [
   target: [Math.round(p.target[0] * SIZE.width), Math.round(p.target[1] * SIZE.height)],
 }));
 const MALFORMED = [
-  { label: "truncated JSON", value: '[{"handle": [100, 120], "target": [' },
-  { label: "object instead of a list", value: '{"handle": [1, 2], "target": [3, 4]}' },
-  { label: "non-string value", value: { handle: [1, 2] } },
+  { label: "truncated JSON", value: '[{"handle": [100, 120], "target": [', expect: /invalid JSON/ },
+  { label: "object instead of a list", value: '{"handle": [1, 2], "target": [3, 4]}', expect: /JSON array of pairs/ },
+  // the frontend's text widget turns a non-string into its String() form ("[object Object]")
+  { label: "non-string value", value: [{ handle: [1, 2], target: [3, 4] }], expect: /invalid JSON/ },
 ];
 
 const summary = { url: URL_, ok: false, checks: {}, failures: [] };
@@ -197,11 +198,11 @@ async function main() {
         }
       });
       // the broken text is kept as is (the backend reports it too), until Clear
-      const rawKept = typeof bad.value === "string" ? info.widgetValue === bad.value : info.widgetValue !== undefined;
+      const rawKept = info.widgetValue === bad.value || info.widgetValue === String(bad.value);
       const entry = { label: bad.label, load_error: err, message: info.error?.message ?? null,
         new_errors: errors.slice(before).map((e) => e.text), canvas_draws: drawable, raw_kept: rawKept };
       summary.malformed.push(entry);
-      check(`malformed_${bad.label.replace(/\W+/g, "_")}`, !err && info.present && info.error?.message &&
+      check(`malformed_${bad.label.replace(/\W+/g, "_")}`, !err && info.present && bad.expect.test(info.error?.message) &&
         drawable && rawKept && errors.length === before, entry);
     }
     // Clear is the way out of the error state
