@@ -4,9 +4,10 @@ from comfy_api.latest import ComfyExtension, io
 from .diffedit import DiffEditMaskInfer, MaskedDDIMDecode
 from .drag import DragLatentOptimize
 from .inversion import DDIMInversion
+from .lora import LoRAIdentityTune
 from .masactrl import LatentMasaCtrlDenoise
 
-NODES = [DDIMInversion, DiffEditMaskInfer, MaskedDDIMDecode, DragLatentOptimize, LatentMasaCtrlDenoise]
+NODES = [DDIMInversion, DiffEditMaskInfer, MaskedDDIMDecode, DragLatentOptimize, LatentMasaCtrlDenoise, LoRAIdentityTune]
 
 
 class DragEditExtension(ComfyExtension):
