@@ -46,6 +46,10 @@ def check_drag_inputs(model, trajectory, image, drag_points, latent=None, mask=N
                          "connect the image that was encoded")
     handles, targets = parse_drag_points(drag_points, image_hw)
     mask_latent = None
+    # An empty mask means nothing was drawn (the reference's semantics): LoadImage gives a 64x64 zero mask for
+    # pictures without alpha, which must not trip the size check.
+    if isinstance(mask, torch.Tensor) and not bool(mask.any()):
+        mask = None
     if mask is not None:
         if not isinstance(mask, torch.Tensor) or mask.shape[-2:] not in (image.shape[1:3], samples.shape[-2:]):
             shape = tuple(mask.shape) if isinstance(mask, torch.Tensor) else type(mask).__name__

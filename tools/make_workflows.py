@@ -79,7 +79,80 @@ def diffedit() -> dict:
     ])
 
 
-WORKFLOWS = {"diffedit.json": diffedit}
+# Example pairs for a 512x512 picture: [{"handle": [x, y], "target": [x, y]}] in image pixels.
+EXAMPLE_POINTS = '[{"handle":[200,260],"target":[260,240]},{"handle":[330,180],"target":[350,140]}]'
+DRAG_DEFAULTS = [80, 0.01, 0.1]  # steps, learning_rate, mask_weight (DragDiffusion's)
+DRAG_ADVANCED = [-1, 1, 3]  # feature_block (auto), motion_radius r_m, track_radius r_p
+
+
+def drag_tail(first_id, model, positive, negative, trajectory, image, mask, cfg, x=760):
+    """Drag Latent Optimize -> Latent MasaCtrl Denoise -> VAEDecode -> SaveImage."""
+    guidance = {"negative": ("CONDITIONING", *negative)} if negative else {}
+    drag_inputs = {"model": ("MODEL", *model), "positive": ("CONDITIONING", *positive), **guidance,
+                   "trajectory": ("INVERSION_TRAJECTORY", *trajectory), "image": ("IMAGE", *image)}
+    if mask:
+        drag_inputs["mask"] = ("MASK", *mask)
+    drag_id, denoise_id, decode_id = first_id, first_id + 1, first_id + 2
+    return [
+        {"id": drag_id, "type": "DragEdit_DragLatentOptimize", "pos": [x, 300], "size": [420, 620],
+         "widgets": [EXAMPLE_POINTS, *DRAG_DEFAULTS, cfg, *DRAG_ADVANCED], "inputs": drag_inputs,
+         "outputs": [("latent", "LATENT"), ("tracked_points", "STRING")]},
+        {"id": denoise_id, "type": "DragEdit_LatentMasaCtrlDenoise", "pos": [x + 460, 300], "size": [320, 200],
+         "widgets": [0, -1, cfg],
+         "inputs": {"model": ("MODEL", *model), "positive": ("CONDITIONING", *positive), **guidance,
+                    "trajectory": ("INVERSION_TRAJECTORY", *trajectory), "latent": ("LATENT", drag_id, 0)},
+         "outputs": [("latent", "LATENT")]},
+        {"id": decode_id, "type": "VAEDecode", "pos": [x + 460, 560],
+         "inputs": {"samples": ("LATENT", denoise_id, 0), "vae": ("VAE", 1, 2)}, "outputs": [("IMAGE", "IMAGE")]},
+        {"id": first_id + 3, "type": "SaveImage", "pos": [x + 820, 300], "size": [400, 420], "widgets": ["drag"],
+         "inputs": {"images": ("IMAGE", decode_id, 0)}},
+    ]
+
+
+def drag_real_image() -> dict:
+    """LoadImage (+ its mask-editor mask) -> LoRA Identity Tune -> DDIM Inversion -> drag -> MasaCtrl -> save."""
+    return build([
+        CHECKPOINT, dict(LOAD_IMAGE, widgets=["example.png", "image"]),
+        {"id": 3, "type": "VAEEncode", "pos": [20, 640], "inputs": {"pixels": ("IMAGE", 2, 0), "vae": ("VAE", 1, 2)},
+         "outputs": [("LATENT", "LATENT")]},
+        text(4, [380, 40], "a photo of a cat sitting on a sofa", "Prompt (describes the image)"),
+        {"id": 5, "type": "DragEdit_LoRAIdentityTune", "pos": [380, 260], "size": [320, 280],
+         "widgets": [80, 0.0005, 16, 4, 0, "", False],
+         "inputs": {"model": ("MODEL", 1, 0), "positive": ("CONDITIONING", 4, 0), "latent": ("LATENT", 3, 0)},
+         "outputs": [("MODEL", "MODEL"), ("lora_name", "STRING")]},
+        {"id": 6, "type": "DragEdit_DDIMInversion", "pos": [380, 580], "widgets": [50, 0.7, 1.0],
+         "inputs": {"model": ("MODEL", 5, 0), "latent": ("LATENT", 3, 0), "positive": ("CONDITIONING", 4, 0)},
+         "outputs": [("latent", "LATENT"), ("trajectory", "INVERSION_TRAJECTORY")]},
+        *drag_tail(7, model=(5, 0), positive=(4, 0), negative=None, trajectory=(6, 1), image=(2, 0), mask=(2, 1),
+                   cfg=1.0),
+    ])
+
+
+def drag_generated_image() -> dict:
+    """Generate with DDIM and CFG, invert the result, drag and denoise with the same CFG (no LoRA, as the paper)."""
+    return build([
+        CHECKPOINT,
+        text(4, [380, 40], "a photo of a cat sitting on a sofa", "Prompt"),
+        text(5, [380, 220], "blurry, low quality", "Negative prompt"),
+        {"id": 2, "type": "EmptyLatentImage", "pos": [20, 260], "widgets": [512, 512, 1],
+         "outputs": [("LATENT", "LATENT")]},
+        {"id": 3, "type": "KSampler", "pos": [20, 420], "size": [315, 262],
+         "widgets": [65536, "fixed", 50, 7.5, "ddim", "ddim_uniform", 1.0],
+         "inputs": {"model": ("MODEL", 1, 0), "positive": ("CONDITIONING", 4, 0), "negative": ("CONDITIONING", 5, 0),
+                    "latent_image": ("LATENT", 2, 0)},
+         "outputs": [("LATENT", "LATENT")]},
+        {"id": 11, "type": "VAEDecode", "pos": [380, 420], "inputs": {"samples": ("LATENT", 3, 0), "vae": ("VAE", 1, 2)},
+         "outputs": [("IMAGE", "IMAGE")]},
+        {"id": 6, "type": "DragEdit_DDIMInversion", "pos": [380, 560], "widgets": [50, 0.7, 1.0],
+         "inputs": {"model": ("MODEL", 1, 0), "latent": ("LATENT", 3, 0), "positive": ("CONDITIONING", 4, 0)},
+         "outputs": [("latent", "LATENT"), ("trajectory", "INVERSION_TRAJECTORY")]},
+        *drag_tail(7, model=(1, 0), positive=(4, 0), negative=(5, 0), trajectory=(6, 1), image=(11, 0), mask=None,
+                   cfg=7.5),
+    ])
+
+
+WORKFLOWS = {"diffedit.json": diffedit, "drag_real_image.json": drag_real_image,
+             "drag_generated_image.json": drag_generated_image}
 
 if __name__ == "__main__":
     OUT.mkdir(exist_ok=True)

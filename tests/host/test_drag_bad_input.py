@@ -72,3 +72,9 @@ def test_out_of_range_layer_block_and_step(tiny, no_model_calls):
     with pytest.raises(ValueError, match="feature_block 9 is out of range"):
         no_model_calls["DragEdit_DragLatentOptimize"].execute(
             model, tiny.conditioning(), trajectory, torch.rand(1, 128, 128, 3), GOOD, 5, 0.01, 0.1, 1.0, 9, 1, 3)
+
+
+def test_loadimage_empty_mask_is_no_mask(tiny, no_model_calls):
+    """LoadImage without alpha gives a 64x64 zero mask: nothing drawn, not a size error."""
+    with pytest.raises(AssertionError, match="the model was called"):  # validation passed, then the model call
+        drag(no_model_calls, tiny, mask=torch.zeros(1, 64, 64))

@@ -96,3 +96,36 @@ def test_diffedit_workflow_executes(comfy, tiny, kind):
     assert outputs[saved[0]]["images"], "SaveImage wrote nothing"
     previews = [node_id for node_id, node in prompt.items() if node["class_type"] == "PreviewImage"]
     assert all(outputs[p]["images"] for p in previews)
+
+
+@pytest.mark.parametrize("name, kind", [("drag_real_image.json", "sd1"), ("drag_real_image.json", "sdxl"),
+                                        ("drag_generated_image.json", "sd1")])
+def test_drag_workflows_execute(comfy, tiny, name, kind):
+    import folder_paths
+
+    picture = (np.random.default_rng(1).random((128, 128, 4)) * 255).astype(np.uint8)  # alpha: a painted mask
+    picture[..., 3] = 255
+    picture[16:112, 16:112, 3] = 0  # the mask editor erases alpha where the user paints
+    Image.fromarray(picture, "RGBA").save(Path(folder_paths.get_input_directory()) / "example.png")
+    register_tiny_checkpoint(comfy, tiny, kind)
+    workflow = json.loads((WORKFLOWS / name).read_text())
+    prompt = to_api_prompt(workflow, comfy.NODE_CLASS_MAPPINGS, {"CheckpointLoaderSimple": "TestTinyCheckpoint"})
+    for node in prompt.values():  # keep CPU time small; the example points are for 512 px, scale them to 128
+        inputs = node["inputs"]
+        if node["class_type"] == "EmptyLatentImage":
+            inputs.update(width=128, height=128)
+        if node["class_type"] in ("DragEdit_DDIMInversion", "KSampler"):
+            inputs.update(steps=10)
+        if node["class_type"] == "DragEdit_LoRAIdentityTune":
+            inputs.update(steps=3, rank=2, batch_size=2)
+        if node["class_type"] == "DragEdit_DragLatentOptimize":
+            pairs = json.loads(inputs["drag_points"])
+            inputs["drag_points"] = json.dumps([{k: [v / 4 for v in p[k]] for k in ("handle", "target")}
+                                                for p in pairs])
+            inputs["steps"] = 3
+    executor = run_prompt(comfy, prompt)
+    outputs = executor.history_result["outputs"]
+    saved = [node_id for node_id, node in prompt.items() if node["class_type"] == "SaveImage"]
+    assert outputs[saved[0]]["images"], "SaveImage wrote nothing"
+    drag_id = next(node_id for node_id, node in prompt.items() if node["class_type"] == "DragEdit_DragLatentOptimize")
+    assert outputs[drag_id]["drag_preview"] and len(json.loads(outputs[drag_id]["tracked_points"][0])) == 2
