@@ -78,6 +78,11 @@ def check_args(args) -> None:
         raise BadInput(f"--clamp-ratio must be positive, got {args.clamp_ratio}")
     if not 0.0 <= args.threshold < 1.0:
         raise BadInput(f"--threshold must be in [0, 1), got {args.threshold}")
+    check_paths(args)
+
+
+def check_paths(args) -> None:
+    """The checks shared with tools/demo_drag.py: --size, --image, --model, --out (and --overwrite)."""
     if args.size is not None and not 8 <= args.size <= 4096:
         raise BadInput(f"--size must be between 8 and 4096, got {args.size}")
     if args.image is not None and not Path(args.image).is_file():
