@@ -81,7 +81,7 @@ def diffusion_loss(denoise: Callable, x0: torch.Tensor, noise: torch.Tensor, sig
 
 def train_identity_lora(denoise: Callable, params: list[torch.nn.Parameter], x0: torch.Tensor,
                         sigma_table: torch.Tensor, *, steps: int = 80, lr: float = 5e-4, batch: int = 4,
-                        seed: int = 0, prediction: str = "epsilon",
+                        seed: int = 0, prediction: str = "epsilon", grad_scale: float = 2.0 ** 16,
                         callback: Optional[Callable[[int, float], None]] = None,
                         check_interrupt: Optional[Callable[[], None]] = None) -> list[float]:
     """Fit ``params`` so that ``denoise`` reconstructs ``x0`` (one image, ``[1, C, H, W]``) at random noise levels.
@@ -106,8 +106,16 @@ def train_identity_lora(denoise: Callable, params: list[torch.nn.Parameter], x0:
             sigma = table[t].to(images.device)
             loss = diffusion_loss(denoise, images, noise, sigma, prediction)
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            # Loss scaling as the reference's GradScaler, for fp16 UNets; a power of two keeps fp32 exact.
+            # A step whose gradients overflowed is skipped and the scale halved.
+            (loss * grad_scale).backward()
+            grads = [p.grad for p in params if p.grad is not None]
+            if all(bool(torch.isfinite(g).all()) for g in grads):
+                for g in grads:
+                    g.div_(grad_scale)
+                optimizer.step()
+            else:
+                grad_scale /= 2.0
             losses.append(float(loss.detach()))
             if callback is not None:
                 callback(step, losses[-1])

@@ -122,7 +122,7 @@ class LoRAIdentityTune(io.ComfyNode):
                 io.Int.Input("batch_size", default=4, min=1, max=64,
                              tooltip="Copies of the image per step, each at its own random noise level "
                                      "(DragDiffusion: 4)."),
-                io.Int.Input("seed", default=0, min=0, max=0xFFFFFFFFFFFFFFFF,
+                io.Int.Input("training_seed", default=0, min=0, max=0xFFFFFFFFFFFFFFFF,
                              tooltip="Seed of the LoRA initialisation, the noise and the noise levels."),
                 io.String.Input("save_name", default="",
                                 tooltip=f"Save the LoRA as loras/{PACK_FOLDER}/<save_name>.safetensors (subfolders "
@@ -140,7 +140,7 @@ class LoRAIdentityTune(io.ComfyNode):
         )
 
     @classmethod
-    def execute(cls, model, positive, latent, steps, learning_rate, rank, batch_size, seed, save_name,
+    def execute(cls, model, positive, latent, steps, learning_rate, rank, batch_size, training_seed, save_name,
                 overwrite) -> io.NodeOutput:
         # Every check before any work: a wrong name must not cost a training run.
         samples = checks.latent_samples(latent)
@@ -168,15 +168,15 @@ class LoRAIdentityTune(io.ComfyNode):
 
         def body(denoise, x):
             unet = private.materialize(tuned)
-            params = inject_lora(unet, rank, seed=seed)
+            params = inject_lora(unet, rank, seed=training_seed)
             losses = train_identity_lora(denoise, params, x, table, steps=steps, lr=learning_rate, batch=batch_size,
-                                         seed=seed, prediction=prediction, callback=report,
+                                         seed=training_seed, prediction=prediction, callback=report,
                                          check_interrupt=backend.check_interrupt)
             return x, (kohya_state_dict(unet), losses)
 
         try:
             _, (state, losses) = backend.run_guided(tuned, detached_conditioning(positive), None, 1.0, samples,
-                                                    table.flip(0), body, seed=seed)
+                                                    table.flip(0), body, seed=training_seed)
         finally:
             private.release()
         logging.info("LoRA Identity Tune: %d steps, loss %.4f -> %.4f (rank %d, %d modules)", steps, losses[0],
@@ -188,7 +188,7 @@ class LoRAIdentityTune(io.ComfyNode):
             path, lora_name = target
             save_lora(state, path, overwrite, {
                 "rank": str(rank), "alpha": str(rank), "steps": str(steps), "learning_rate": str(learning_rate),
-                "batch_size": str(batch_size), "seed": str(seed), "base_model": type(model.model).__name__,
+                "batch_size": str(batch_size), "seed": str(training_seed), "base_model": type(model.model).__name__,
                 "prediction": prediction, "trained_by": "comfyui-drag-diffedit LoRA Identity Tune"})
             logging.info("LoRA Identity Tune: saved %s", path)
         return io.NodeOutput(out_model, lora_name)

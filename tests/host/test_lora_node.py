@@ -7,7 +7,7 @@ import torch
 
 NODE_ID = "DragEdit_LoRAIdentityTune"
 TARGETS = (".to_q", ".to_k", ".to_v", ".to_out.0")
-FAST = dict(steps=4, learning_rate=5e-2, rank=4, batch_size=2, seed=0)  # big lr: lora_up moves away from 0
+FAST = dict(steps=4, learning_rate=5e-2, rank=4, batch_size=2, training_seed=0)  # big lr: lora_up moves away from 0
 
 
 def pack_module(suffix):
