@@ -34,6 +34,10 @@ class SelfAttentionReference:
         self._recorded: dict = {}
         self._calls: dict = {}
 
+    def reset(self) -> None:
+        """Back to ``off``, dropping whatever was recorded."""
+        self.mode, self.step, self._recorded, self._calls = "off", 0, {}, {}
+
     def begin(self, mode: str, step: int) -> None:
         """Enter ``record``, ``replay`` or ``off`` for one denoiser call at ``step``."""
         if mode not in ("record", "replay", "off"):
@@ -86,8 +90,7 @@ def masactrl_denoise(denoise: Denoiser, x_reference: torch.Tensor, x_edit: torch
             if callback is not None:
                 callback(i, x_edit, denoised_edit)
     finally:
-        control.begin("off", 0)
-        control._recorded = {}
+        control.reset()
     return x_reference, x_edit
 
 
