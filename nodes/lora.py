@@ -6,7 +6,6 @@ import tempfile
 from pathlib import Path
 from typing import Optional
 
-import torch
 from comfy_api.latest import io
 
 import comfy.model_base
@@ -18,6 +17,7 @@ from ..core.backends import comfy as backend
 from ..core.backends.comfy_unet import PrivateUNet
 from ..core.lora import inject_lora, kohya_state_dict, train_identity_lora
 from . import checks
+from .preview import loss_curve_image
 
 PACK_FOLDER = "comfyui-drag-diffedit"
 SUFFIX = ".safetensors"
@@ -70,32 +70,6 @@ def save_lora(state: dict, path: Path, overwrite: bool, metadata: dict) -> None:
     finally:
         if os.path.exists(temp):
             os.remove(temp)
-
-
-def detached_conditioning(cond: list) -> list:
-    """Plain (non-inference) copies of the conditioning tensors, which LoRA on to_k/to_v saves for backward."""
-    def copy(value):
-        return value.detach().clone() if isinstance(value, torch.Tensor) else value
-
-    with torch.inference_mode(False):
-        return [[copy(tensor), {key: copy(value) for key, value in extra.items()}] for tensor, extra in cond]
-
-
-def loss_curve(losses: list[float], total: int):
-    """A small loss plot with the current value, for the progress preview."""
-    from PIL import Image, ImageDraw
-
-    width, height, pad = 256, 128, 8
-    image = Image.new("RGB", (width, height), "white")
-    draw = ImageDraw.Draw(image)
-    low, high = min(losses), max(losses)
-    span = (high - low) or 1.0
-    points = [(pad + (width - 2 * pad) * i / max(total - 1, 1),
-               height - pad - (height - 3 * pad) * (loss - low) / span) for i, loss in enumerate(losses)]
-    if len(points) > 1:
-        draw.line(points, fill=(30, 90, 200), width=2)
-    draw.text((pad, 2), f"step {len(losses)}/{total}  loss {losses[-1]:.4f}", fill="black")
-    return image
 
 
 class LoRAIdentityTune(io.ComfyNode):
@@ -164,7 +138,7 @@ class LoRAIdentityTune(io.ComfyNode):
 
         def report(step: int, loss: float) -> None:
             seen.append(loss)
-            progress.update_absolute(step + 1, steps, ("JPEG", loss_curve(seen, steps), 512))
+            progress.update_absolute(step + 1, steps, ("JPEG", loss_curve_image(seen, steps), 512))
 
         def body(denoise, x):
             unet = private.materialize(tuned)
@@ -175,8 +149,8 @@ class LoRAIdentityTune(io.ComfyNode):
             return x, (kohya_state_dict(unet), losses)
 
         try:
-            _, (state, losses) = backend.run_guided(tuned, detached_conditioning(positive), None, 1.0, samples,
-                                                    table.flip(0), body, seed=training_seed)
+            _, (state, losses) = backend.run_guided(tuned, positive, None, 1.0, samples, table.flip(0), body,
+                                                    seed=training_seed, autograd=True)
         finally:
             private.release()
         logging.info("LoRA Identity Tune: %d steps, loss %.4f -> %.4f (rank %d, %d modules)", steps, losses[0],

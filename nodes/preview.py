@@ -26,17 +26,16 @@ def drag_preview_image(image: torch.Tensor, handles_xy, targets_xy) -> Image.Ima
     return picture
 
 
-def loss_curve_image(losses: Sequence[float], total_steps: int, size=(320, 160)) -> Image.Image:
-    """A small plot of the training loss so far, with the last value written on it."""
-    width, height = size
-    picture = Image.new("RGB", size, (24, 24, 24))
-    draw = ImageDraw.Draw(picture)
-    if losses:
-        low, high = min(losses), max(losses)
-        span = (high - low) or 1.0
-        points = [(8 + (width - 16) * i / max(1, total_steps - 1), height - 8 - (height - 32) * (v - low) / span)
-                  for i, v in enumerate(losses)]
-        if len(points) > 1:
-            draw.line(points, fill=(120, 200, 255), width=2)
-        draw.text((8, 4), f"step {len(losses)}/{total_steps}  loss {losses[-1]:.4f}", fill=(230, 230, 230))
-    return picture
+def loss_curve_image(losses: Sequence[float], total_steps: int) -> Image.Image:
+    """A small plot of the training loss so far, with the current value written on it."""
+    width, height, pad = 256, 128, 8
+    image = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(image)
+    low, high = min(losses), max(losses)
+    span = (high - low) or 1.0
+    points = [(pad + (width - 2 * pad) * i / max(total_steps - 1, 1),
+               height - pad - (height - 3 * pad) * (loss - low) / span) for i, loss in enumerate(losses)]
+    if len(points) > 1:
+        draw.line(points, fill=(30, 90, 200), width=2)
+    draw.text((pad, 2), f"step {len(losses)}/{total_steps}  loss {losses[-1]:.4f}", fill="black")
+    return image
