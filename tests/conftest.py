@@ -27,3 +27,12 @@ def v_unet():
 def model_and_config(request, eps_unet, v_unet):
     unet = eps_unet if request.param == "epsilon" else v_unet
     return unet, scheduler_config(request.param)
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny models run fastest on one thread, above all on a shared, busy machine (the demo tests use it)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -12,13 +12,7 @@ FAST = ["--size", "32", "--steps", "10", "--mask-samples", "2"]
 FILES = ("input.png", "mask.png", "difference_map.png", "edited.png", "summary.json")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models run fastest on one thread, above all on a shared, busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def check_outputs(out, model):

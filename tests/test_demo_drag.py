@@ -11,13 +11,7 @@ FAST = ["--size", "32", "--steps", "10", "--lora-steps", "2", "--drag-steps", "5
 FILES = ("input.png", "drag_points.png", "edited.png", "reference.png", "summary.json")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models run fastest on one thread, above all on a shared, busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def finite(value) -> bool:

@@ -107,6 +107,20 @@ def check_paths(args) -> None:
                        f"or choose another folder")
 
 
+class StageClock:
+    """Wall time of consecutive stages, in seconds (the GPU is synchronised so its work is counted)."""
+
+    def __init__(self, device: torch.device):
+        self.device, self.timings, self._clock = device, {}, time.perf_counter()
+
+    def lap(self, stage: str) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize()
+        now = time.perf_counter()
+        self.timings[stage] = round(now - self._clock, 3)
+        self._clock = now
+
+
 class Progress:
     """Counts denoiser calls of one stage on stderr."""
 
@@ -195,16 +209,8 @@ def run(args) -> dict:
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     size = args.size or (64 if args.model is None else 512)
-    timings = {}
-    clock = time.perf_counter()
-
-    def lap(stage):
-        nonlocal clock
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        now = time.perf_counter()
-        timings[stage] = round(now - clock, 3)
-        clock = now
+    stages = StageClock(device)
+    timings, lap = stages.timings, stages.lap
 
     image = input_image(args, size)
     print(f"loading {'tiny random model' if args.model is None else args.model} on {device}", file=sys.stderr)

@@ -38,13 +38,12 @@ import importlib.util
 import json
 import math
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from tools.demo import BadInput, Progress, check_paths, input_image, load_models, to_pil
+from tools.demo import BadInput, Progress, StageClock, check_paths, input_image, load_models, to_pil
 
 ROOT = Path(__file__).resolve().parents[1]
 OUTPUT_FILES = ("input.png", "drag_points.png", "edited.png", "reference.png", "summary.json")
@@ -162,16 +161,8 @@ def run(args) -> dict:
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     size = args.size or (64 if args.model is None else 512)
     lora_steps = args.lora_steps if args.lora_steps is not None else (TINY_LORA_STEPS if args.model is None else 80)
-    timings = {}
-    clock = time.perf_counter()
-
-    def lap(stage):
-        nonlocal clock
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        now = time.perf_counter()
-        timings[stage] = round(now - clock, 3)
-        clock = now
+    stages = StageClock(device)
+    timings, lap = stages.timings, stages.lap
 
     image = input_image(args, size)
     handles_xy, targets_xy, points_json = drag_points(args, image)
