@@ -18,6 +18,7 @@ import { fileURLToPath } from "node:url";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import { quietSettings } from "../web/tests/frontend/comfy_page.mjs";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const repo = path.resolve(here, "..");
@@ -38,33 +39,13 @@ const OURS = /DragEdit|drag[-_ ]?diffedit|drag_points/i;
 const workflow = JSON.parse(fs.readFileSync(WORKFLOW, "utf8"));
 const ourIds = workflow.nodes.filter((n) => n.type.startsWith("DragEdit_")).map((n) => String(n.id));
 
-// Settings that would otherwise pop up first-run UI (templates browser, release notes).
-async function quietSettings() {
-  const settings = {
-    "Comfy.TutorialCompleted": true,
-    "Comfy.Release.Version": "999.0.0",
-    "Comfy.Release.Status": "skipped",
-    "Comfy.Release.Timestamp": Date.now(),
-    // Screenshot cosmetics: no minimap over the graph, no FPS/stats overlay.
-    "Comfy.Minimap.Visible": false,
-    "Comfy.Graph.CanvasInfo": false,
-  };
-  for (const [k, v] of Object.entries(settings)) {
-    try {
-      await fetch(new URL(`settings/${encodeURIComponent(k)}`, URL_), {
-        method: "POST",
-        headers: { "Content-Type": "application/json" },
-        body: JSON.stringify(v),
-      });
-    } catch (e) {
-      console.error(`could not reach ${URL_}: ${e.message}`);
-      process.exit(2);
-    }
-  }
-}
-
 async function main() {
-  await quietSettings();
+  try {
+    await quietSettings(URL_);
+  } catch (e) {
+    console.error(`could not reach ${URL_}: ${e.message}`);
+    process.exit(2);
+  }
   const userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), "comfy-shot-chromium-"));
   const context = await chromium.launchPersistentContext(userDataDir, {
     executablePath: CHROMIUM,
