@@ -14,7 +14,7 @@ from ..core.drag import (grid_points_to_image, guided_features, image_points_to_
 from . import checks
 from .inversion import Trajectory
 from .points import FORMAT, format_drag_points, parse_drag_points
-from .preview import drag_preview_image
+from .preview import drag_preview_image, to_pil
 
 
 def _image(image) -> torch.Tensor:
@@ -130,7 +130,7 @@ class DragLatentOptimize(io.ComfyNode):
         private, capture = PrivateUNet(), FeatureCapture(block)
         patched = capture.attach(private.attach(model))
         progress = comfy.utils.ProgressBar(steps)
-        picture = image[0]
+        picture = to_pil(image[0])  # converted once; each step's preview draws on a copy
 
         def on_step(step, loss, current):
             shown = grid_points_to_image(current, image_hw, grid_hw)

@@ -14,9 +14,9 @@ def to_pil(image: torch.Tensor) -> Image.Image:
     return Image.fromarray(pixels, "RGB")
 
 
-def drag_preview_image(image: torch.Tensor, handles_xy, targets_xy) -> Image.Image:
-    """The picture with an arrow from each handle's current position to its target."""
-    picture = to_pil(image)
+def drag_preview_image(image, handles_xy, targets_xy) -> Image.Image:
+    """The picture (an IMAGE row or a PIL image, left unchanged) with an arrow from each handle to its target."""
+    picture = image.copy() if isinstance(image, Image.Image) else to_pil(image)
     draw = ImageDraw.Draw(picture)
     radius = max(2, round(min(picture.size) / 100))
     for (hx, hy), (tx, ty) in zip(torch.as_tensor(handles_xy).tolist(), torch.as_tensor(targets_xy).tolist()):
