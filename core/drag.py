@@ -20,16 +20,22 @@ Deliberate deviations (each repeated where it applies):
 * Sigma space: the pack works with ``x = x0 + sigma*eps``; the reference optimises the VP latent ``z = x/sqrt(1+sigma^2)``.
   With ``vp_units=True`` (default) Adam runs on ``z`` and the mask term is measured on ``z_next``, so ``lr`` and ``lam``
   keep the reference's meaning; the returned latent is in sigma space.
-* No fp16 autocast/GradScaler and no UNet weight gradients: the backend decides precision; only the latent is optimised.
+* No UNet weight gradients and no fp32 master weights: the backend runs the UNet in its own dtype and only the latent
+  is optimised; ``torch.amp.GradScaler`` (the reference's scaler, on for fp16 UNets) guards against underflow.
+
+Cost (exact, see ``bench/``): without a mask term only the features are needed, so the forward may stop after the
+supervised decoder block (``DragForward``'s ``full=False``); the upsampled map is never built; the loop syncs with the
+host once per iteration (the early-stop check).  ``dense_features=True`` plus ``truncate=False`` is the
+reference-equivalent path the benchmark and tests compare against.
 """
 
 from dataclasses import dataclass, field
-from typing import Callable, Optional, Sequence, Tuple, Union
+from typing import Callable, Optional, Protocol, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
 
-from .ddim import ddim_step
+from .ddim import batch_sigma, ddim_step
 
 Tensor = torch.Tensor
 GridHW = Tuple[int, int]
@@ -100,10 +106,23 @@ def _as_map(features: Tensor) -> Tensor:
     return features.reshape(-1, *features.shape[-2:])
 
 
+Sampler = Callable[[Tensor, Tensor], Tensor]
+
+
+def feature_sampler(features: Tensor, grid_hw: Sequence[int], dense: bool = False) -> Sampler:
+    """``(rows, cols) -> [C, *S]``: the upsampled supervision map read at integer grid positions.
+
+    ``dense=False`` evaluates only the positions asked for (:func:`sample_upsampled`); ``dense=True`` builds the whole
+    ``F.interpolate`` map first, as the reference does (the benchmark's reference-equivalent path)."""
+    feat = _as_map(features)
+    if not dense:
+        return lambda rows, cols: sample_upsampled(feat, grid_hw, rows, cols)
+    up = F.interpolate(feat[None], size=tuple(grid_hw), mode="bilinear", align_corners=False)[0]
+    return lambda rows, cols: up[:, rows.to(up.device), cols.to(up.device)]
+
+
 # --------------------------------------------------------------------------------------------------------------------
 # Point tracking
-
-Sampler = Callable[[Tensor, Tensor], Tensor]
 
 
 def track_points(handle_feats: Tensor, feats: Union[Tensor, Sampler], handles: Tensor, radius: int = 3,
@@ -140,7 +159,7 @@ def _unit_directions(handles: Tensor, targets: Tensor, reach_threshold: float):
 
 
 def motion_supervision_loss(features: Tensor, grid_hw: Sequence[int], handles: Tensor, targets: Tensor,
-                            r_m: int = 1, reach_threshold: float = 2.0) -> Tensor:
+                            r_m: int = 1, reach_threshold: float = 2.0, dense: bool = False) -> Tensor:
     """Reference motion-supervision loss on the (virtual) upsampled map, computed from ``(2r_m+1)^2 + 4`` shifted
     taps per point instead of the dense map.
 
@@ -149,8 +168,10 @@ def motion_supervision_loss(features: Tensor, grid_hw: Sequence[int], handles: T
 
     Deviation (reference border bug): positions are clamped into the grid (replicate padding) instead of slicing, so
     handles at the border moving outward neither crash nor shrink the patch; the ``(2r_m+1)^2`` patch is always full.
-    For handles at least ``r_m + 1`` grid px inside the border this is identical to the reference."""
+    For handles at least ``r_m + 1`` grid px inside the border this is identical to the reference.
+    ``dense``: read the taps from the whole upsampled map (see :func:`feature_sampler`); same values."""
     feat = _as_map(features)
+    sample = feature_sampler(feat, grid_hw, dense)
     handles, targets = handles.to(feat.device), targets.to(feat.device)
     direction, active = _unit_directions(handles, targets, reach_threshold)
     hs, ws = grid_hw
@@ -165,7 +186,7 @@ def motion_supervision_loss(features: Tensor, grid_hw: Sequence[int], handles: T
     # replicate padding = clamp integer grid positions; all five reads in one sparse sample
     all_rows = torch.stack([patch_rows, rows, rows + 1, rows, rows + 1]).clamp(0, hs - 1)
     all_cols = torch.stack([patch_cols, cols, cols, cols + 1, cols + 1]).clamp(0, ws - 1)
-    values = sample_upsampled(feat, grid_hw, all_rows, all_cols)  # [C,5,N,P]
+    values = sample(all_rows, all_cols)  # [C,5,N,P]
     anchor = values[:, 0].detach()  # sg(F(q))
     frac = (direction - floor).to(values.dtype)
     fr, fc = frac[:, :1], frac[:, 1:]  # [N,1], broadcast over the patch
@@ -183,26 +204,50 @@ def all_reached(handles: Tensor, targets: Tensor, reach_threshold: float = 2.0) 
 # --------------------------------------------------------------------------------------------------------------------
 # Optimisation loop
 
+class DragForward(Protocol):
+    """What the drag loop needs from a backend: the denoiser at the drag's noise level, with decoder features.
+
+    ``forward(x, full)`` -> ``(denoised [B,C,h,w] or None, features [B,C',hf,wf])`` for a sigma-space latent ``x``.
+    With ``full=False`` the loop needs only the features, and the backend may stop the UNet after the supervised
+    block (raise :class:`ForwardTruncated` from a hook) and return ``None`` for ``denoised``.  Features are opaque
+    channels (e.g. CFG rows already combined by :func:`guided_features`).
+    """
+
+    def __call__(self, x: Tensor, full: bool = True) -> Tuple[Optional[Tensor], Tensor]: ...
+
+
+class ForwardTruncated(Exception):
+    """Raised by a backend's feature hook to stop a forward whose remaining blocks nobody needs."""
+
+    def __init__(self, features: Tensor):
+        super().__init__("forward stopped after the supervised block")
+        self.features = features
+
+
+def at_sigma(forward: Callable[..., Tuple[Optional[Tensor], Tensor]], sigma: float) -> DragForward:
+    """Bind a backend's ``forward(x, sigma, full)`` to the drag's one noise level."""
+    return lambda x, full=True: forward(x, batch_sigma(sigma, x), full)
+
+
 @dataclass
 class DragResult:
     latent: Tensor  # optimised latent in sigma space, dtype/device of the input
     handles: Tensor  # [N,2] long grid [row, col]: the handles used by the last step (after its tracking)
-    steps_run: int  # number of optimiser updates made
-    losses: list = field(default_factory=list)  # loss of each update
+    steps_run: int  # number of optimiser steps taken (a step GradScaler skipped on overflow counts, as in the reference)
+    losses: list = field(default_factory=list)  # loss of each step
 
 
-def optimize_drag_latent(forward: Callable[[Tensor], Tuple[Tensor, Tensor]], z: Tensor, sigma, sigma_next,
-                         handles: Tensor, targets: Tensor, *, grid_hw: Sequence[int],
-                         mask_latent: Optional[Tensor] = None, steps: int = 80, lr: float = 0.01, lam: float = 0.1,
-                         r_m: int = 1, r_p: int = 3, reach_threshold: float = 2.0, vp_units: bool = True,
-                         grad_scale: float = 2.0 ** 16,
-                         callback: Optional[Callable[[int, float, Tensor], None]] = None,
+def optimize_drag_latent(forward: DragForward, z: Tensor, sigma, sigma_next, handles: Tensor, targets: Tensor, *,
+                         grid_hw: Sequence[int], mask_latent: Optional[Tensor] = None, steps: int = 80,
+                         lr: float = 0.01, lam: float = 0.1, r_m: int = 1, r_p: int = 3,
+                         reach_threshold: float = 2.0, vp_units: bool = True, loss_scaling: bool = False,
+                         truncate: bool = True, dense_features: bool = False,
+                         callback: Optional[Callable[[int, Tensor, Tensor], None]] = None,
                          should_stop: Optional[Callable[[], bool]] = None) -> DragResult:
     """DragDiffusion latent optimisation at one noise level.
 
-    ``forward(x) -> (denoised [B,C,h,w], features [B,C',hf,wf])`` runs the denoiser at ``sigma`` on a sigma-space
-    latent and returns the decoder features (opaque channels, e.g. CFG rows already combined). ``handles``/``targets``
-    are ``[N,2]`` grid ``[row, col]`` points; ``grid_hw`` is the supervision grid size.
+    ``forward`` (:class:`DragForward`) runs the denoiser at ``sigma``. ``handles``/``targets`` are ``[N,2]`` grid
+    ``[row, col]`` points; ``grid_hw`` is the supervision grid size.
 
     Per the reference: reference features and the next-step latent are computed once without grad; Adam on the latent
     only; each iteration runs forward, tracks handles against the original handle features (from the second
@@ -212,8 +257,13 @@ def optimize_drag_latent(forward: Callable[[Tensor], Tuple[Tensor, Tensor]], z: 
     ``mask_latent`` (``[h,w]`` or broadcastable to the latent, 1 = editable): ``None`` means everything is editable
     and there is no mask term; an all-zero mask is treated the same way, as the reference does (nothing drawn).
     ``vp_units``: optimise and regularise in the reference's VP latent units (see module docstring); set False for
-    models whose latent is not VP-scaled. ``callback(step, loss, handles)`` after each update; ``should_stop()`` is
-    polled before each iteration (it may also raise to abort). Safe under an outer ``torch.inference_mode()``.
+    models whose latent is not VP-scaled. ``loss_scaling``: ``torch.amp.GradScaler`` as the reference (init scale
+    2^16; a step whose gradient overflowed is skipped and the scale halved) — needed for fp16 UNets only.
+    ``truncate``: ask for features only (``full=False``) when no mask term needs the denoised latent.
+    ``dense_features``: build the whole upsampled map each iteration, as the reference (same values, slower).
+    ``callback(step, loss, handles)`` after each step with the loss as a 0-d tensor (reading it syncs the device) and
+    the handles on the CPU; ``should_stop()`` is polled before each iteration (it may also raise to abort).
+    Safe under an outer ``torch.inference_mode()``.
     """
     with torch.inference_mode(False), torch.enable_grad():
         x_init = z.detach().clone().float()  # a normal tensor even if z is an inference tensor
@@ -222,54 +272,54 @@ def optimize_drag_latent(forward: Callable[[Tensor], Tuple[Tensor, Tensor]], z: 
         scale_next = (1.0 + sigma_next ** 2) ** -0.5 if vp_units else 1.0
         handles = handles.detach().clone().long().to(z.device)
         targets = targets.detach().clone().long().to(z.device)
+        targets_host = targets.cpu()
         keep = None
         if mask_latent is not None:
             mask = mask_latent.detach().clone().float().to(z.device)
             if bool(mask.sum() != 0):  # all-zero = nothing drawn = all editable (reference semantics)
                 keep = 1.0 - mask
+        full = keep is not None or not truncate
 
         with torch.no_grad():
-            denoised, feats = forward(x_init)
-            next_ref = ddim_step(x_init, denoised.float(), sigma, sigma_next) * scale_next
-            feat_map = _as_map(feats)
-            handle_feats = sample_upsampled(feat_map, grid_hw, handles[:, 0], handles[:, 1]).t()  # [N,C]
+            denoised, feats = forward(x_init, full)
+            next_ref = ddim_step(x_init, denoised.float(), sigma, sigma_next) * scale_next if keep is not None else None
+            handle_feats = feature_sampler(feats, grid_hw, dense_features)(handles[:, 0], handles[:, 1]).t()  # [N,C]
+            del denoised, feats
 
         # The parameter is the VP latent so Adam's lr/eps act exactly as in the reference.
         z_param = (x_init * scale).requires_grad_(True)
         optimizer = torch.optim.Adam([z_param], lr=lr)
+        scaler = torch.amp.GradScaler(z.device.type, init_scale=2.0 ** 16, enabled=loss_scaling)
         losses, steps_run = [], 0
         for step in range(steps):
             if should_stop is not None and should_stop():
                 break
             x = z_param / scale
-            denoised, feats = forward(x)
-            feat_map = _as_map(feats)
+            denoised, feats = forward(x, full)
             if step > 0:
-                sampler = lambda r, c: sample_upsampled(feat_map.detach(), grid_hw, r, c)  # noqa: E731
-                handles = track_points(handle_feats, sampler, handles, r_p, grid_hw)
-            if bool(all_reached(handles, targets, reach_threshold)):
+                with torch.no_grad():
+                    handles = track_points(handle_feats, feature_sampler(feats.detach(), grid_hw, dense_features),
+                                           handles, r_p, grid_hw)
+            handles_host = handles.cpu()  # the loop's one host sync: the early-stop check needs the handles
+            if bool(all_reached(handles_host, targets_host, reach_threshold)):
                 break
-            loss = motion_supervision_loss(feat_map, grid_hw, handles, targets, r_m, reach_threshold)
+            loss = motion_supervision_loss(feats, grid_hw, handles, targets, r_m, reach_threshold, dense_features)
             if keep is not None:
                 x_next = ddim_step(x, denoised.float(), sigma, sigma_next) * scale_next
                 loss = loss + lam * ((x_next - next_ref) * keep).abs().sum()
             optimizer.zero_grad(set_to_none=True)
-            # Loss scaling as the reference's GradScaler: fp16 UNets underflow otherwise; a power of two keeps
-            # fp32 exact.  A step whose gradient overflowed is skipped and the scale halved.
-            (loss * grad_scale).backward()
-            grad = z_param.grad
-            if not bool(torch.isfinite(grad).all()):
-                grad_scale /= 2.0
-                continue
-            grad.div_(grad_scale)
-            optimizer.step()
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
             steps_run += 1
             losses.append(loss.detach())
+            del denoised, feats, loss
             if callback is not None:
-                callback(step, loss.detach().item(), handles.clone())
+                callback(step, losses[-1], handles_host)
 
         latent = (z_param.detach() / scale if steps_run else x_init).to(z.dtype)
-    return DragResult(latent=latent, handles=handles, steps_run=steps_run, losses=[float(v) for v in losses])
+        losses = torch.stack(losses).tolist() if losses else []
+    return DragResult(latent=latent, handles=handles, steps_run=steps_run, losses=losses)
 
 
 def guided_features(cond: Tensor, uncond: Optional[Tensor], cfg: float) -> Tensor:

@@ -81,13 +81,15 @@ def diffusion_loss(denoise: Callable, x0: torch.Tensor, noise: torch.Tensor, sig
 
 def train_identity_lora(denoise: Callable, params: list[torch.nn.Parameter], x0: torch.Tensor,
                         sigma_table: torch.Tensor, *, steps: int = 80, lr: float = 5e-4, batch: int = 4,
-                        seed: int = 0, prediction: str = "epsilon", grad_scale: float = 2.0 ** 16,
+                        seed: int = 0, prediction: str = "epsilon", loss_scaling: bool = False,
                         callback: Optional[Callable[[int, float], None]] = None,
                         check_interrupt: Optional[Callable[[], None]] = None) -> list[float]:
     """Fit ``params`` so that ``denoise`` reconstructs ``x0`` (one image, ``[1, C, H, W]``) at random noise levels.
 
     Each step draws noise ~ N(0, I) and a timestep per sample, uniform over
-    ``sigma_table``, from a CPU generator seeded with ``seed``.  Returns the loss per step.
+    ``sigma_table``, from a CPU generator seeded with ``seed``.  The image is
+    encoded once (the LATENT): no VAE work per step.  ``loss_scaling``:
+    ``torch.amp.GradScaler`` as the reference, for fp16 UNets.  Returns the loss per step.
     """
     if x0.shape[0] != 1:
         raise ValueError(f"identity tuning takes one image latent, got a batch of {x0.shape[0]}")
@@ -97,29 +99,25 @@ def train_identity_lora(denoise: Callable, params: list[torch.nn.Parameter], x0:
     # Inputs may be inference tensors (ComfyUI runs graphs under inference_mode): clone them outside it.
     with torch.inference_mode(False), torch.enable_grad():
         images = x0.detach().clone().float().repeat(batch, *([1] * (x0.ndim - 1)))
-        optimizer = torch.optim.AdamW(params, lr=lr, betas=(0.9, 0.999), weight_decay=1e-2, eps=1e-8)
+        device = images.device
+        optimizer = torch.optim.AdamW(params, lr=lr, betas=(0.9, 0.999), weight_decay=1e-2, eps=1e-8,
+                                      fused=device.type == "cuda")  # one kernel for all adapters
+        scaler = torch.amp.GradScaler(device.type, init_scale=2.0 ** 16, enabled=loss_scaling)
         for step in range(steps):
             if check_interrupt is not None:
                 check_interrupt()
-            noise = torch.randn(images.shape, generator=generator).to(images.device)
+            noise = torch.randn(images.shape, generator=generator).to(device)
             t = torch.randint(0, len(table), (batch,), generator=generator)
-            sigma = table[t].to(images.device)
+            sigma = table[t].to(device)
             loss = diffusion_loss(denoise, images, noise, sigma, prediction)
             optimizer.zero_grad(set_to_none=True)
-            # Loss scaling as the reference's GradScaler, for fp16 UNets; a power of two keeps fp32 exact.
-            # A step whose gradients overflowed is skipped and the scale halved.
-            (loss * grad_scale).backward()
-            grads = [p.grad for p in params if p.grad is not None]
-            if all(bool(torch.isfinite(g).all()) for g in grads):
-                for g in grads:
-                    g.div_(grad_scale)
-                optimizer.step()
-            else:
-                grad_scale /= 2.0
-            losses.append(float(loss.detach()))
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            losses.append(loss.detach())
             if callback is not None:
-                callback(step, losses[-1])
-    return losses
+                callback(step, float(losses[-1]))
+    return torch.stack(losses).tolist() if losses else []
 
 
 def kohya_state_dict(unet_module: torch.nn.Module, prefix: str = "lora_unet_") -> dict[str, torch.Tensor]:

@@ -9,8 +9,8 @@ import comfy.utils
 from ..core.backends import comfy as backend
 from ..core.backends.comfy_unet import FeatureCapture, PrivateUNet, check_feature_block, diffusion_model
 from ..core.ddim import batch_sigma
-from ..core.drag import (grid_points_to_image, guided_features, image_points_to_grid, optimize_drag_latent,
-                         supervision_grid_hw)
+from ..core.drag import (ForwardTruncated, grid_points_to_image, guided_features, image_points_to_grid,
+                         optimize_drag_latent, supervision_grid_hw)
 from . import checks
 from .inversion import Trajectory
 from .points import FORMAT, format_drag_points, parse_drag_points
@@ -132,24 +132,31 @@ class DragLatentOptimize(io.ComfyNode):
         progress = comfy.utils.ProgressBar(steps)
         picture = to_pil(image[0])  # converted once; each step's preview draws on a copy
 
-        def on_step(step, loss, current):
+        def on_step(step, loss, current):  # current: the handles on the CPU, fetched by the loop's one sync
             shown = grid_points_to_image(current, image_hw, grid_hw)
             progress.update_absolute(step + 1, steps, ("JPEG", drag_preview_image(picture, shown, targets_xy), 512))
 
         def body(denoise, x):
             private.materialize(patched)
             try:
-                def forward(z):
-                    denoised = denoise(z, batch_sigma(sigma, z))
+                def forward(z, full=True):
+                    # Without the mask term nothing after the feature block is needed: stop the UNet there.
+                    capture.stop_after = None if full else ({0} if cfg == 1.0 else {0, 1})
+                    try:
+                        denoised = denoise(z, batch_sigma(sigma, z))
+                    except ForwardTruncated:
+                        denoised = None
                     cond, uncond = capture.take()
                     return denoised, guided_features(cond, uncond, cfg)
 
                 result = optimize_drag_latent(
                     forward, x, sigma, sigma_next, handles, targets, grid_hw=grid_hw, mask_latent=mask_latent,
                     steps=steps, lr=learning_rate, lam=mask_weight, r_m=motion_radius, r_p=track_radius,
-                    callback=on_step, should_stop=backend.check_interrupt)
+                    loss_scaling=backend.needs_loss_scaling(model), callback=on_step,
+                    should_stop=backend.check_interrupt)
             finally:
                 private.release()
+                capture.chunks = []
             return result.latent, result
 
         optimised, result = backend.run_guided(patched, positive, negative, cfg, samples, sigmas, body, autograd=True)

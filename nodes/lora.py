@@ -144,7 +144,8 @@ class LoRAIdentityTune(io.ComfyNode):
             unet = private.materialize(tuned)
             params = inject_lora(unet, rank, seed=training_seed)
             losses = train_identity_lora(denoise, params, x, table, steps=steps, lr=learning_rate, batch=batch_size,
-                                         seed=training_seed, prediction=prediction, callback=report,
+                                         seed=training_seed, prediction=prediction,
+                                         loss_scaling=backend.needs_loss_scaling(model), callback=report,
                                          check_interrupt=backend.check_interrupt)
             return x, (kohya_state_dict(unet), losses)
 

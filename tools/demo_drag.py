@@ -151,9 +151,9 @@ def _change(a: torch.Tensor, b: torch.Tensor, inside: torch.Tensor | None) -> di
 def run(args) -> dict:
     from core.backends.diffusers_unet import (DiffusersUNetDenoiser, feature_denoiser, layer_parts,
                                               reference_attention, self_attention_layers)
-    from core.ddim import batch_sigma, ddim_invert
-    from core.drag import grid_points_to_image, image_points_to_grid, mask_to_latent, optimize_drag_latent, \
-        supervision_grid_hw
+    from core.ddim import ddim_invert
+    from core.drag import at_sigma, grid_points_to_image, image_points_to_grid, mask_to_latent, \
+        optimize_drag_latent, supervision_grid_hw
     from core.lora import inject_lora, train_identity_lora
     from core.masactrl import SelfAttentionReference, default_start_layer, masactrl_denoise
     from core.schedules import ddim_sigmas, encoded_steps
@@ -218,7 +218,7 @@ def run(args) -> dict:
             print(f"  drag: step {step + 1}/{args.drag_steps} loss {loss:.4f}", file=sys.stderr, flush=True)
 
     with feature_denoiser(backend, cond) as forward:
-        result = optimize_drag_latent(lambda x: forward(x, batch_sigma(sigma, x)), z, sigma, sigma_next, handles,
+        result = optimize_drag_latent(at_sigma(forward, sigma), z, sigma, sigma_next, handles,
                                       targets, grid_hw=grid_hw, mask_latent=mask_latent, steps=args.drag_steps,
                                       lr=args.lr, lam=args.lam, callback=drag_report)
     lap("drag")

@@ -20,6 +20,12 @@ def model_sampling(model):
     return model.get_model_object("model_sampling")
 
 
+def needs_loss_scaling(model) -> bool:
+    """Whether backward through this model runs in float16 (and so needs GradScaler against underflow)."""
+    base = model.model
+    return (base.manual_cast_dtype or base.get_dtype()) == torch.float16
+
+
 def sigma_table(model) -> torch.Tensor:
     return model_sampling(model).sigmas.detach().float().cpu()
 

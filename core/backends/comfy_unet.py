@@ -5,7 +5,6 @@ and wrapper mechanisms, so the shared model is never touched and other patches
 (LoRA, FreeU, ControlNet, attention patches) keep applying.  Block indices are
 read off the UNet, never hard-coded.
 """
-import copy
 from typing import Optional
 
 import torch
@@ -14,7 +13,9 @@ import comfy.patcher_extension
 from comfy.ldm.modules.attention import SpatialTransformer
 from comfy.ldm.modules.diffusionmodules.openaimodel import Downsample, Upsample
 
+from ..drag import ForwardTruncated
 from ..masactrl import SelfAttentionReference
+from .shared_weights import autograd_view
 
 _WRAPPER_KEY = "drag_edit_private_unet"
 
@@ -70,14 +71,16 @@ def check_feature_block(unet, block: int) -> int:
 
 
 class PrivateUNet:
-    """Runs the MODEL's diffusion model as a private copy that autograd can use.
+    """Runs the MODEL's diffusion model as a private module tree that autograd can use.
 
     ComfyUI runs graphs under ``torch.inference_mode()`` and loads weights as
     inference tensors, which backward refuses to save.  ``attach`` returns a
-    clone whose diffusion-model call is routed to a deep copy made by
+    clone whose diffusion-model call is routed to an ``autograd_view`` made by
     ``materialize`` once ComfyUI has loaded (and patched) the weights, i.e.
-    from inside a sampling loop.  LoRA and other weight patches are baked into
-    the copy; transformer patches, wrappers and ControlNet still apply.
+    from inside a sampling loop: the loaded weights themselves, LoRA and other
+    weight patches included, without a second copy of them.  Transformer
+    patches, wrappers and ControlNet still apply.  Call ``release`` in a
+    ``finally``: the view is dropped and the shared model was never modified.
     """
 
     def __init__(self):
@@ -95,7 +98,7 @@ class PrivateUNet:
 
     def materialize(self, model) -> torch.nn.Module:
         with torch.inference_mode(False):
-            self.unet = copy.deepcopy(model.model.diffusion_model).requires_grad_(False)
+            self.unet = autograd_view(model.model.diffusion_model)
         return self.unet
 
     def release(self) -> None:
@@ -103,11 +106,16 @@ class PrivateUNet:
 
 
 class FeatureCapture:
-    """Collects the output of one decoder block, with the cond/uncond flag of each batch chunk."""
+    """Collects the output of one decoder block, with the cond/uncond flag of each batch chunk.
+
+    With ``stop_after`` set (the flags the caller needs: ``{0}``, or ``{0, 1}`` under CFG) the forward is cut
+    by ``ForwardTruncated`` as soon as all of them were captured: no later block runs.
+    """
 
     def __init__(self, block: int):
         self.block = block
         self.chunks: list = []
+        self.stop_after: Optional[set] = None
 
     def attach(self, model):
         patched = model.clone()
@@ -120,6 +128,8 @@ class FeatureCapture:
             flags = transformer_options.get("cond_or_uncond") or [0]
             for flag, rows in zip(flags, h.chunk(len(flags))):
                 self.chunks.append((flag, rows))
+            if self.stop_after is not None and self.stop_after <= {flag for flag, _ in self.chunks}:
+                raise ForwardTruncated(h)
         return h, hsp
 
     def take(self) -> tuple[Optional[torch.Tensor], Optional[torch.Tensor]]:

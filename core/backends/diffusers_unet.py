@@ -10,7 +10,7 @@ from typing import Optional
 import torch
 
 from ..ddim import Denoiser
-from ..drag import guided_features
+from ..drag import ForwardTruncated, guided_features
 from ..guidance import classifier_free_guidance
 from ..schedules import sigmas_from_alphas_cumprod
 
@@ -116,29 +116,41 @@ def reference_attention(unet, control):
 
 
 def feature_denoiser(backend: DiffusersUNetDenoiser, cond, uncond=None, cfg: float = 1.0, up_block: int = -1):
-    """``forward(x, sigma) -> (denoised, features)`` for ``core.drag.optimize_drag_latent``; use inside ``with``.
+    """``forward(x, sigma, full=True) -> (denoised, features)`` for ``core.drag``; use inside ``with``.
 
     Returns a context manager yielding the forward; the features are the output of ``up_blocks[up_block]``.
+    With ``full=False`` the UNet stops right after that block and ``denoised`` is None (see ``core.drag.DragForward``).
     """
     unet = backend.unet
     block = default_feature_block(unet) if up_block < 0 else up_block
     denoise = backend.denoiser(cond, uncond, cfg)
-    captured = []
+    state = {"features": None, "full": True}
+
+    def hook(module, args, out):
+        state["features"] = out
+        if not state["full"]:
+            raise ForwardTruncated(out)
+
+    def guided(features):
+        if cfg != 1.0 and uncond is not None:  # the denoiser batches [uncond, cond]
+            f_uncond, f_cond = features.chunk(2)
+            return guided_features(f_cond, f_uncond, cfg)
+        return features
 
     @contextlib.contextmanager
     def session():
-        handle = unet.up_blocks[block].register_forward_hook(lambda module, args, out: captured.append(out))
+        handle = unet.up_blocks[block].register_forward_hook(hook)
         try:
-            def forward(x, sigma):
-                captured.clear()
-                denoised = denoise(x, sigma)
-                features = captured[-1]
-                if cfg != 1.0 and uncond is not None:  # the denoiser batches [uncond, cond]
-                    f_uncond, f_cond = features.chunk(2)
-                    features = guided_features(f_cond, f_uncond, cfg)
-                return denoised, features
+            def forward(x, sigma, full=True):
+                state["full"] = full
+                try:
+                    denoised = denoise(x, sigma)
+                except ForwardTruncated as stop:
+                    return None, guided(stop.features)
+                return denoised, guided(state["features"])
             yield forward
         finally:
+            state["features"] = None
             handle.remove()
 
     return session()
