@@ -11,6 +11,11 @@ reference call records the inputs of the controlled layers, the edited call
 replays them.  The reference branch is therefore plain DDIM, untouched, and
 only one step's inputs are held at a time.  Backends install the hook
 (``SelfAttentionReference.context``) on their attention layers.
+
+The reference branch does not depend on the edited latent, so a
+``ReferenceRecording`` can keep every step's recorded inputs: a second edit of
+the same source (a re-drag) then runs the edited branch alone, on exactly the
+values the first run replayed.
 """
 from typing import Callable, Hashable, Iterable, Optional
 
@@ -46,6 +51,15 @@ class SelfAttentionReference:
             self._recorded = {}
         self.mode, self.step, self._calls = mode, step, {}
 
+    def recorded(self) -> dict:
+        """What the last ``record`` call captured (layer occurrence -> input)."""
+        return self._recorded
+
+    def load(self, recorded: dict, step: int) -> None:
+        """Replay ``recorded`` (from a ``ReferenceRecording``) for one denoiser call at ``step``."""
+        self._recorded = recorded
+        self.begin("replay", step)
+
     def controls(self, layer: Hashable) -> bool:
         return layer in self.layers and self.step >= self.start_step
 
@@ -67,30 +81,78 @@ class SelfAttentionReference:
         return reference
 
 
+class ReferenceRecording:
+    """The reference branch's recorded self-attention inputs for every step of one denoising run.
+
+    Filled by :func:`masactrl_denoise` while it runs both branches; once complete, later runs with the same source,
+    model, conditioning, schedule and controlled layers replay it instead of running the reference branch.
+    ``device``: where the recording is kept (e.g. the CPU, so a GPU holds one step at a time); ``max_bytes``: past
+    this size recording stops, the recording stays incomplete and is never used.  Whoever keeps one must key it on
+    everything the reference branch depends on.
+    """
+
+    def __init__(self, max_bytes: int, device: Optional[torch.device] = None):
+        self.max_bytes, self.device = max_bytes, device
+        self.steps: list[dict] = []
+        self.nbytes = 0
+        self.overflowed = False
+        self.reference: Optional[torch.Tensor] = None  # the reference branch's final latent
+
+    def complete(self, n_steps: int) -> bool:
+        return not self.overflowed and self.reference is not None and len(self.steps) == n_steps
+
+    def add(self, step: int, recorded: dict) -> None:
+        if self.overflowed or step != len(self.steps):
+            return
+        size = sum(t.numel() * t.element_size() for t in recorded.values())
+        if self.nbytes + size > self.max_bytes:
+            self.overflowed, self.steps = True, []  # drop it all at once: a partial recording is useless
+            return
+        self.nbytes += size
+        self.steps.append({key: t.to(self.device or t.device, copy=True) for key, t in recorded.items()})
+
+    def at(self, step: int, device: torch.device) -> dict:
+        return {key: t.to(device) for key, t in self.steps[step].items()}
+
+
 def masactrl_denoise(denoise: Denoiser, x_reference: torch.Tensor, x_edit: torch.Tensor, sigmas: torch.Tensor,
                      control: SelfAttentionReference, callback: Optional[StepCallback] = None,
-                     check_interrupt: Optional[Callable[[], None]] = None) -> tuple[torch.Tensor, torch.Tensor]:
+                     check_interrupt: Optional[Callable[[], None]] = None,
+                     recording: Optional[ReferenceRecording] = None) -> tuple[torch.Tensor, torch.Tensor]:
     """DDIM-denoise both branches down the descending ``sigmas``; returns ``(reference, edited)``.
 
+    ``recording``: a complete one replaces the reference branch (``x_reference`` is then unused and the recorded
+    final reference latent is returned); an empty one is filled as the branches run.
     ``callback(i, x_edit, denoised_edit)`` after each step; ``check_interrupt()`` may raise to cancel.
     """
     if x_reference.shape != x_edit.shape:
         raise ValueError(f"reference latent {tuple(x_reference.shape)} and edited latent {tuple(x_edit.shape)} differ")
+    n_steps = len(sigmas) - 1
+    replay_only = recording is not None and recording.complete(n_steps)
     try:
-        for i in range(len(sigmas) - 1):
+        for i in range(n_steps):
             if check_interrupt is not None:
                 check_interrupt()
             sigma, sigma_next = float(sigmas[i]), float(sigmas[i + 1])
-            control.begin("record", i)
-            denoised_reference = denoise(x_reference, batch_sigma(sigma, x_reference))
-            control.begin("replay", i)
+            if replay_only:
+                control.load(recording.at(i, x_edit.device), i)
+            else:
+                control.begin("record", i)
+                denoised_reference = denoise(x_reference, batch_sigma(sigma, x_reference))
+                x_reference = ddim_step(x_reference, denoised_reference, sigma, sigma_next)
+                if recording is not None:
+                    recording.add(i, control.recorded())
+                control.begin("replay", i)
             denoised_edit = denoise(x_edit, batch_sigma(sigma, x_edit))
-            x_reference = ddim_step(x_reference, denoised_reference, sigma, sigma_next)
             x_edit = ddim_step(x_edit, denoised_edit, sigma, sigma_next)
             if callback is not None:
                 callback(i, x_edit, denoised_edit)
     finally:
         control.reset()
+    if replay_only:
+        return recording.reference.to(x_edit.device), x_edit
+    if recording is not None and not recording.overflowed:
+        recording.reference = x_reference.detach().to(recording.device or x_reference.device, copy=True)
     return x_reference, x_edit
 
 

@@ -1,10 +1,15 @@
 """Latent MasaCtrl Denoise node: denoise the dragged latent attending to the source's self-attention."""
+import os
+import weakref
+
 import torch
 from comfy_api.latest import io
 
+import comfy.model_management
+
 from ..core.backends import comfy as backend
 from ..core.backends.comfy_unet import attach_reference_attention, diffusion_model, self_attention_layers
-from ..core.masactrl import SelfAttentionReference, default_start_layer, masactrl_denoise
+from ..core.masactrl import ReferenceRecording, SelfAttentionReference, default_start_layer, masactrl_denoise
 from . import checks
 from .inversion import Trajectory
 
@@ -18,6 +23,42 @@ def controlled_layers(model, start_layer: int) -> list:
         raise ValueError(f"start_layer {start_layer} is out of range: this UNet has {len(layers)} self-attention "
                          f"layers (0..{len(layers) - 1}); -1 picks DragDiffusion's choice")
     return [key for key, _ in layers[start_layer:]]
+
+
+# Largest reference recording kept per source image (CPU memory). SD1.5 at 512 px needs about 0.8 GB (fp32, 35 steps,
+# 6 layers); above the limit the node runs both branches every time.
+RECORDING_LIMIT_MB = float(os.environ.get("DRAG_EDIT_REFERENCE_CACHE_MB", 4096))
+
+
+class _RecordingKey:
+    """Everything the reference branch depends on besides the trajectory it is stored on.
+
+    The model is held weakly (a recording must not keep a model in memory) and compared by identity, as are the
+    conditionings (held strongly, so their ids cannot be reused): ComfyUI hands a node the same objects when
+    nothing upstream changed, and new objects otherwise.
+    """
+
+    def __init__(self, model, positive, negative, cfg, start_step, layers, sigmas):
+        self.model = weakref.ref(model)
+        self.patches_uuid = getattr(model, "patches_uuid", None)
+        self.conds = (positive, negative)
+        self.settings = (float(cfg), int(start_step), tuple(layers), tuple(float(s) for s in sigmas))
+
+    def matches(self, other: "_RecordingKey") -> bool:
+        return (self.model() is not None and self.model() is other.model() and self.patches_uuid == other.patches_uuid
+                and all(a is b for a, b in zip(self.conds, other.conds)) and self.settings == other.settings)
+
+
+def reference_recording(trajectory, key: _RecordingKey) -> ReferenceRecording:
+    """The trajectory's recording for ``key``, or a new empty one that replaces it (one per trajectory)."""
+    stored = trajectory.reference_recordings
+    n_steps = trajectory.encoded_steps
+    if "key" in stored and stored["key"].matches(key) and stored["recording"].complete(n_steps):
+        return stored["recording"]
+    recording = ReferenceRecording(int(RECORDING_LIMIT_MB * 2 ** 20), comfy.model_management.intermediate_device())
+    stored.clear()
+    stored.update(key=key, recording=recording)
+    return recording
 
 
 class LatentMasaCtrlDenoise(io.ComfyNode):
@@ -67,19 +108,26 @@ class LatentMasaCtrlDenoise(io.ComfyNode):
         if cfg != 1.0:
             negative = checks.conditioning(negative, "negative", required=False) or backend.zero_conditioning(model)
             checks.conditioning_batch_fits(negative, edited.shape[0], "negative")
-        control = SelfAttentionReference(controlled_layers(model, start_layer), start_step)
+        layers = controlled_layers(model, start_layer)
+        control = SelfAttentionReference(layers, start_step)
         patched = attach_reference_attention(model, control)
         callback = backend.progress_callback(model, steps)
         sigmas = trajectory.sampling_sigmas()
-        both = torch.cat([trajectory.latents[-1], edited.float().cpu()])
+        key = _RecordingKey(model, positive, negative if cfg != 1.0 else None, cfg, start_step, layers, sigmas)
+        recording = reference_recording(trajectory, key)
+        # A re-drag of the same source replays the recorded reference branch: only the edited latent is denoised.
+        replay_only = recording.complete(steps)
+        source = [] if replay_only else [trajectory.latents[-1]]
+        x = torch.cat(source + [edited.float().cpu()])
 
         def body(denoise, x):
-            reference, edit = masactrl_denoise(denoise, *x.chunk(2), sigmas, control, callback,
-                                               backend.check_interrupt)
-            return torch.cat([reference, edit]), None
+            reference, edit = (x, x) if replay_only else x.chunk(2)
+            reference, edit = masactrl_denoise(denoise, reference, edit, sigmas, control, callback,
+                                               backend.check_interrupt, recording)
+            return edit, None
 
-        out, _ = backend.run_guided(patched, positive, negative, cfg, both, sigmas, body)
-        samples = out.chunk(2)[1].clone()
+        out, _ = backend.run_guided(patched, positive, negative, cfg, x, sigmas, body)
+        samples = out.clone()
         result = {key: value for key, value in latent.items() if key not in ("samples", "noise_mask")}
         result["samples"] = samples
         return io.NodeOutput(result)

@@ -1,5 +1,5 @@
 """The INVERSION_TRAJECTORY value passed between nodes."""
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -17,6 +17,9 @@ class InversionTrajectory:
     strength: float
     cfg: float
     model_signature: dict
+    # Latent MasaCtrl Denoise's recorded reference branch of this source (see nodes/masactrl.py). It lives and dies
+    # with this value, i.e. with ComfyUI's cache of the DDIM Inversion output: another image is another trajectory.
+    reference_recordings: dict = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def encoded_steps(self) -> int:

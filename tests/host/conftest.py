@@ -58,6 +58,6 @@ def comfy():
 
 @pytest.fixture(scope="session")
 def tiny(comfy):
-    from . import tiny_comfy
+    from tools import comfy_models
 
-    return tiny_comfy
+    return comfy_models
