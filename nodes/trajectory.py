@@ -19,7 +19,7 @@ class InversionTrajectory:
     model_signature: dict
     # Latent MasaCtrl Denoise's recorded reference branch of this source (see nodes/masactrl.py). It lives and dies
     # with this value, i.e. with ComfyUI's cache of the DDIM Inversion output: another image is another trajectory.
-    reference_recordings: dict = field(default_factory=dict, compare=False, repr=False)
+    reference_recordings: dict = field(default_factory=dict, init=False, compare=False, repr=False)
 
     @property
     def encoded_steps(self) -> int:

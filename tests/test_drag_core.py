@@ -441,3 +441,74 @@ def test_drag_on_a_tiny_unet_moves_the_handle_and_keeps_the_outside():
     change = (result.latent - z).abs()[0].mean(0)
     inside, outside = change[mask > 0].mean(), change[mask == 0].mean()
     assert inside >= 4 * outside, f"latent change inside {inside:.4f} vs outside {outside:.4f}"  # observed 5.9x
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The pack's drag vs the reference-equivalent drag (bench/: full forward, trainable UNet weights, dense features)
+
+def _tiny_unet_drag(masked, fast, steps=8):
+    from core.backends.diffusers_unet import DiffusersUNetDenoiser, feature_denoiser
+    from core.ddim import ddim_invert
+    from core.schedules import ddim_sigmas
+    from tools.tiny_models import scheduler_config, text_embedding, tiny_unet
+
+    unet = tiny_unet(seed=0)
+    backend = DiffusersUNetDenoiser(unet, scheduler_config())
+    sigmas = ddim_sigmas(backend.sigma_table, 10, 0.7)
+    clean = torch.randn(1, 4, 16, 16, generator=torch.Generator().manual_seed(5))
+    cond = text_embedding("a photo")
+    z = ddim_invert(backend.denoiser(cond), clean, sigmas.flip(0))[-1]
+    handles, targets = torch.tensor([[10, 9], [20, 22]]), torch.tensor([[18, 20], [9, 12]])
+    mask = torch.zeros(16, 16)
+    mask[2:14, 2:14] = 1
+    last_block_calls = []
+    hook = unet.up_blocks[-1].register_forward_hook(lambda *args: last_block_calls.append(1))
+    if not fast:
+        unet.requires_grad_(True)  # as the official code leaves it: backward also fills weight gradients
+    sigma, sigma_next = float(sigmas[0]), float(sigmas[1])
+    try:
+        with feature_denoiser(backend, cond) as forward:
+            result = optimize_drag_latent(at_sigma(forward, sigma), z, sigma, sigma_next, handles, targets,
+                                          grid_hw=(32, 32), mask_latent=mask if masked else None, steps=steps,
+                                          lr=0.05, reach_threshold=0.0, truncate=fast, dense_features=not fast)
+    finally:
+        hook.remove()
+    weight_grads = sum(p.grad is not None for p in unet.parameters())
+    return result, len(last_block_calls), weight_grads
+
+
+@pytest.mark.parametrize("masked", [False, True])
+def test_fast_drag_equals_the_reference_equivalent_drag(masked):
+    fast, fast_last_calls, fast_grads = _tiny_unet_drag(masked, fast=True)
+    ref, ref_last_calls, ref_grads = _tiny_unet_drag(masked, fast=False)
+    assert fast.steps_run == ref.steps_run == 8
+    assert torch.equal(fast.handles, ref.handles)
+    assert not torch.equal(fast.latent, ref.latent) or masked  # different arithmetic, same function
+    torch.testing.assert_close(fast.latent, ref.latent, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(torch.tensor(fast.losses), torch.tensor(ref.losses), rtol=1e-5, atol=1e-6)
+    assert fast_grads == 0 and ref_grads > 0
+    # the reference runs the whole UNet every iteration; without a mask term the pack stops after the feature block
+    assert ref_last_calls == 1 + 8
+    assert fast_last_calls == (1 + 8 if masked else 0)
+
+
+def test_loss_scaling_is_exact_in_fp32_and_rescues_fp16_underflow():
+    z = _smooth_latent(5)
+    plain, *_ = _run(z, mask=_box_mask(), steps=5)
+    scaled, *_ = _run(z, mask=_box_mask(), steps=5, loss_scaling=True)
+    assert torch.equal(plain.latent, scaled.latent)  # a power-of-two scale is exact in fp32
+
+    class HalfBackend(SyntheticBackend):
+        """Features whose last op runs in fp16 at a small scale: its gradient (about 1/C times the scale) is below
+        fp16's smallest subnormal, as deep in a real fp16 UNet, unless the loss is scaled."""
+
+        def __call__(self, x, full=True):
+            denoised, feats = super().__call__(x, full)
+            return denoised, feats.half() * 2e-8
+
+    unscaled, *_ = _run(z, steps=3, backend=HalfBackend())
+    rescued, *_ = _run(z, steps=3, backend=HalfBackend(), loss_scaling=True)
+    assert all(loss > 0 for loss in unscaled.losses)
+    # Adam with an all-zero gradient does not move (up to the VP-unit round trip)
+    assert (unscaled.latent - z).abs().max() < 1e-5, "the fp16 gradient was expected to underflow to zero"
+    assert (rescued.latent - z).abs().max() > 1e-3

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from core.backends.diffusers_unet import (DiffusersUNetDenoiser, default_feature_block, layer_parts,
                                           reference_attention, self_attention_layers)
 from core.ddim import ddim_sample
-from core.masactrl import SelfAttentionReference, default_start_layer, masactrl_denoise
+from core.masactrl import ReferenceRecording, SelfAttentionReference, default_start_layer, masactrl_denoise
 from core.schedules import ddim_sigmas
 from tools.tiny_models import scheduler_config, text_embedding, tiny_unet
 
@@ -158,3 +158,60 @@ def test_default_layers_and_feature_block_for_sd15_and_sdxl_layouts():
     start = default_start_layer(layer_parts(layers))
     assert start == 64 and layers[start][0].startswith("up_blocks.1.")
     assert default_feature_block(sdxl) == 1  # the 640-channel level, upsampled to latent resolution
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The recorded reference branch (re-drag): replaying it must give the fresh run's output exactly
+
+def run_recorded(setup, recording, x_edit, cfg=1.0):
+    unet, backend, sigmas, x_ref, _ = setup
+    calls = []
+    inner = backend.denoiser(text_embedding("a photo"), text_embedding(""), cfg)
+
+    def denoise(x, sigma):
+        calls.append(x.shape[0])
+        return inner(x, sigma)
+
+    control = SelfAttentionReference(layer_names(unet)[2:], start_step=1)
+    with reference_attention(unet, control):
+        reference, edited = masactrl_denoise(denoise, x_ref, x_edit, sigmas, control, recording=recording)
+    return reference, edited, len(calls)
+
+
+@pytest.mark.parametrize("cfg", [1.0, 5.0])
+def test_replaying_the_recording_equals_a_fresh_run(setup, cfg):
+    unet, backend, sigmas, x_ref, x_edit = setup
+    n_steps = len(sigmas) - 1
+    other_edit = x_edit.flip(-1)  # a re-drag: another edited latent, the same source
+    recording = ReferenceRecording(max_bytes=2 ** 30)
+    first_ref, first, first_calls = run_recorded(setup, recording, x_edit, cfg)
+    assert recording.complete(n_steps) and first_calls == 2 * n_steps
+    replay_ref, replay, replay_calls = run_recorded(setup, recording, other_edit, cfg)
+    assert replay_calls == n_steps, "a complete recording must skip the reference branch"
+    fresh_ref, fresh, _ = run_recorded(setup, None, other_edit, cfg)
+    assert torch.equal(replay, fresh), (replay - fresh).abs().max()
+    assert torch.equal(replay_ref, fresh_ref) and torch.equal(first_ref, fresh_ref)
+    assert not torch.equal(first, replay)
+
+
+def test_a_recording_over_its_limit_or_cut_short_is_never_replayed(setup):
+    unet, backend, sigmas, x_ref, x_edit = setup
+    n_steps = len(sigmas) - 1
+    small = ReferenceRecording(max_bytes=1024)  # one step of inputs is larger than this
+    run_recorded(setup, small, x_edit)
+    assert small.overflowed and not small.complete(n_steps) and small.steps == []
+    _, _, calls = run_recorded(setup, small, x_edit)
+    assert calls == 2 * n_steps
+
+    cut = ReferenceRecording(max_bytes=2 ** 30)
+    control = SelfAttentionReference(layer_names(unet))
+    stops = iter(range(100))
+
+    def cancel_at_step_3():
+        if next(stops) == 3:
+            raise InterruptedError
+
+    with reference_attention(unet, control), pytest.raises(InterruptedError):
+        masactrl_denoise(backend.denoiser(text_embedding("a photo")), x_ref, x_edit, sigmas, control,
+                         check_interrupt=cancel_at_step_3, recording=cut)
+    assert len(cut.steps) == 3 and not cut.complete(n_steps)

@@ -1,4 +1,5 @@
 """The DragDiffusion nodes inside real ComfyUI on tiny SD1.x, v-prediction and SDXL-class models."""
+import dataclasses
 import json
 
 import pytest
@@ -79,8 +80,8 @@ def test_masactrl_with_the_source_latent_is_plain_ddim(comfy, tiny, kind, cfg):
         reference = plain_ddim(model, cond, trajectory, cfg, negative)
         other = masactrl(comfy, model, cond, trajectory, {"samples": start["samples"] + 0.5}, cfg=cfg,
                          negative=negative)
-        uncontrolled = plain_ddim(model, cond, type(trajectory)(**{**trajectory.__dict__, "latents": (
-            *trajectory.latents[:-1], start["samples"] + 0.5)}), cfg, negative)
+        uncontrolled = plain_ddim(model, cond, dataclasses.replace(trajectory, latents=(
+            *trajectory.latents[:-1], start["samples"] + 0.5)), cfg, negative)
     assert torch.equal(edited["samples"], reference)
     assert not torch.equal(other["samples"], uncontrolled), "the reference attention had no effect"
 
