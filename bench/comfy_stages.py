@@ -11,6 +11,7 @@ import json
 import os
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import torch
@@ -196,6 +197,20 @@ class Executor:
             raise RuntimeError(f"prompt failed: {self.executor.status_messages[-1:]}")
 
 
+def _iteration_stamps() -> list:
+    """Times of the drag node's progress updates (one per iteration, after the loop's early-stop sync)."""
+    import comfy.utils
+
+    stamps, update = [], comfy.utils.ProgressBar.update_absolute
+
+    def stamped(self, *args, **kwargs):
+        stamps.append(time.perf_counter())
+        return update(self, *args, **kwargs)
+
+    comfy.utils.ProgressBar.update_absolute = stamped  # this process runs one stage and exits
+    return stamps
+
+
 def _device():
     import comfy.model_management
 
@@ -224,8 +239,12 @@ def stage(config: dict, name: str) -> dict:
         return {"ddim_inversion": meter.figures()}
     if name in ("drag_mask", "drag_nomask"):
         graph_ = graph(config, masked=name == "drag_mask")
+        stamps = _iteration_stamps()
+        executor.run(upto(graph_, "inv"))
+        stamps.clear()  # only the drag's own updates; the stages before it are cached from here on
         meter = measured(executor, upto(graph_, "inv"), upto(graph_, "drag"))
-        return {name: meter.figures(iterations=iters, per_iteration_s=round(meter.seconds / iters, 4))}
+        per_iteration = (stamps[-1] - stamps[0]) / (len(stamps) - 1)
+        return {name: meter.figures(iterations=len(stamps), per_iteration_s=round(per_iteration, 4))}
     if name == "masactrl_redrag":
         # first run: drag + MasaCtrl on top of the cached LoRA and inversion; then the same graph with other points
         first = measured(executor, upto(full, "inv"), upto(full, "masa"))
