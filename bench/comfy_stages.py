@@ -45,7 +45,6 @@ def load_comfy(config: dict):
     if not asyncio.run(nodes.load_custom_node(str(link))):
         raise RuntimeError("ComfyUI could not import the pack")
     _register_bench_nodes(nodes, config)
-    return nodes
 
 
 def _register_bench_nodes(nodes, config):
@@ -95,7 +94,6 @@ def _register_bench_nodes(nodes, config):
         FUNCTION = "take"
         OUTPUT_NODE = True
         CATEGORY = "bench"
-        taken: dict = {}
 
         @classmethod
         def INPUT_TYPES(cls):
@@ -103,12 +101,9 @@ def _register_bench_nodes(nodes, config):
                     "optional": {"latent": ("LATENT",), "model": ("MODEL",), "mask": ("MASK",)}}
 
         def take(self, name, latent=None, model=None, mask=None):
-            if latent is not None:
-                BenchSink.taken[name] = latent["samples"].clone()
-            return {}
+            return {}  # only makes the executor run what it is connected to
 
     nodes.NODE_CLASS_MAPPINGS.update(BenchCheckpoint=BenchCheckpoint, BenchInputs=BenchInputs, BenchSink=BenchSink)
-    nodes.BENCH_SINK = BenchSink
 
 
 def drag_points_json(px: int, flip: bool = False) -> str:
@@ -171,7 +166,7 @@ def upto(full: dict, *outputs: str) -> dict:
 
 
 class Executor:
-    def __init__(self, nodes):
+    def __init__(self):
         import execution
 
         class Server:
@@ -226,10 +221,9 @@ def measured(executor, before: dict, prompt: dict) -> Meter:
 
 
 def stage(config: dict, name: str) -> dict:
-    nodes = load_comfy(config)
+    load_comfy(config)
     full = graph(config)
-    executor = Executor(nodes)
-    iters = config["drag_iters"]
+    executor = Executor()
     if name == "lora":
         meter = measured(executor, upto(full, "in"), upto(full, "lora"))
         return {"lora_identity_tune": meter.figures(steps=config["lora_steps"],
@@ -239,10 +233,11 @@ def stage(config: dict, name: str) -> dict:
         return {"ddim_inversion": meter.figures()}
     if name in ("drag_mask", "drag_nomask"):
         graph_ = graph(config, masked=name == "drag_mask")
-        stamps = _iteration_stamps()
         executor.run(upto(graph_, "inv"))
-        stamps.clear()  # only the drag's own updates; the stages before it are cached from here on
-        meter = measured(executor, upto(graph_, "inv"), upto(graph_, "drag"))
+        stamps = _iteration_stamps()  # from here on only the drag reports progress
+        meter = Meter(_device())
+        with meter:
+            executor.run(upto(graph_, "drag"))
         per_iteration = (stamps[-1] - stamps[0]) / (len(stamps) - 1)
         return {name: meter.figures(iterations=len(stamps), per_iteration_s=round(per_iteration, 4))}
     if name == "masactrl_redrag":

@@ -113,8 +113,9 @@ class LatentMasaCtrlDenoise(io.ComfyNode):
         patched = attach_reference_attention(model, control)
         callback = backend.progress_callback(model, steps)
         sigmas = trajectory.sampling_sigmas()
-        key = _RecordingKey(model, positive, negative if cfg != 1.0 else None, cfg, start_step, layers, sigmas)
-        recording = reference_recording(trajectory, key)
+        recording_key = _RecordingKey(model, positive, negative if cfg != 1.0 else None, cfg, start_step, layers,
+                                      sigmas)
+        recording = reference_recording(trajectory, recording_key)
         # A re-drag of the same source replays the recorded reference branch: only the edited latent is denoised.
         replay_only = recording.complete(steps)
         source = [] if replay_only else [trajectory.latents[-1]]
