@@ -3,7 +3,7 @@
 Each function runs in a fresh process (see ``bench/run.py``), sets up untimed, then measures one stage.  The drag
 runs twice over: the pack's path (``fast``) and the reference-equivalent one (``reference``: full UNet forward every
 iteration, UNet weights left trainable so backward also fills their gradients, the dense upsampled feature map, and
-on a GPU fp32 master weights under fp16 autocast), as the official code does.
+at fp16/bf16 fp32 master weights under autocast), as the official code does.
 """
 import contextlib
 import time
@@ -102,14 +102,14 @@ def stage_drag(config: dict, mode: str, masked: bool) -> dict:
     grid_hw, handles, targets, mask = drag_problem(config, clean.device)
     sigma, sigma_next = float(sigmas[0]), float(sigmas[1])
     reference = mode == "reference"
-    on_gpu = clean.device.type == "cuda"
+    compute_dtype = unet.dtype
     autocast = contextlib.nullcontext()
     if reference:
         unet.requires_grad_(True)  # the official code never freezes the UNet during the drag
-        if on_gpu:  # fp32 master weights, fp16 autocast, GradScaler: the official recipe
+        if compute_dtype != torch.float32:  # fp32 master weights under autocast: the official recipe
             unet.float()
-            autocast = torch.autocast("cuda", torch.float16)
-    loss_scaling = on_gpu and (reference or unet.dtype == torch.float16)
+            autocast = torch.autocast(clean.device.type, compute_dtype)
+    loss_scaling = compute_dtype == torch.float16  # GradScaler only where fp16 gradients can underflow
     stamps = []  # after each iteration (the loop has synced on its early-stop check by then)
     with Meter(clean.device) as meter, feature_denoiser(backend, cond) as forward, autocast:
         # reach_threshold 0: never "arrived", so both modes run the same number of iterations

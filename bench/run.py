@@ -11,12 +11,12 @@ process's peak resident memory since the stage began).  Two parts:
 
 * ``diffusers``: the core algorithms on a diffusers UNet, the pack's drag (``fast``) against the reference-equivalent
   drag (``reference``: full UNet every iteration, trainable UNet weights, dense upsampled features, fp32 master
-  weights under fp16 autocast on a GPU) — the ratios the README reports come from here;
+  weights under autocast at fp16/bf16) — the ratios the README reports come from here;
 * ``comfy``: the nodes as users run them, through ComfyUI's executor and cache, including a re-drag (the same
   graph queued again with only ``drag_points`` changed).  Skipped, with a message, without ``COMFYUI_PATH``.
 
-Prints a table and writes ``bench/results/<date>-<device>-<model>-<px>px.json`` (or ``--out``).  Random weights do
-not drag anything meaningful: these figures are for cost only.
+Prints a table and writes ``bench/results/<date>-<device>-<model>-<px>px-<dtype>.json`` (or ``--out``).
+Random weights do not drag anything meaningful: these figures are for cost only.
 """
 import argparse
 import datetime
@@ -192,7 +192,7 @@ def main(argv=None):
     print("ratios:", json.dumps(result["ratios"], indent=1))
     print("fast vs reference drag:", json.dumps(result["fast_vs_reference_drag"]))
     out = Path(args.out) if args.out else ROOT / "bench" / "results" / (
-        f"{datetime.date.today()}-{args.device}-{args.model}-{args.px}px.json")
+        f"{datetime.date.today()}-{args.device}-{args.model}-{args.px}px-{args.dtype}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1) + "\n")
     print(f"wrote {out}")
