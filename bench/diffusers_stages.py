@@ -12,8 +12,13 @@ from pathlib import Path
 import torch
 
 from bench.measure import Meter
-from core.backends.diffusers_unet import (DiffusersUNetDenoiser, feature_denoiser, layer_parts, reference_attention,
-                                          self_attention_layers)
+from core.backends.diffusers_unet import (
+    DiffusersUNetDenoiser,
+    feature_denoiser,
+    layer_parts,
+    reference_attention,
+    self_attention_layers,
+)
 from core.ddim import ddim_invert
 from core.diffedit import diffedit_mask, masked_ddim_decode
 from core.drag import at_sigma, image_points_to_grid, mask_to_latent, optimize_drag_latent, supervision_grid_hw

@@ -163,7 +163,8 @@ def main(argv=None):
     parts = {}
     if args.only != "comfy":
         if args.model == "sdxl":
-            print("diffusers part: skipped (the diffusers stages build tiny and sd15 UNets; sdxl runs in the comfy part)")
+            print("diffusers part: skipped (the diffusers stages build tiny and sd15 UNets; sdxl runs in the comfy "
+                  "part)")
         else:
             parts["diffusers"] = [s for s in DIFFUSERS_STAGES if wanted is None or s in wanted]
     comfy_path = os.environ.get("COMFYUI_PATH")

@@ -17,9 +17,9 @@ Deliberate deviations (each repeated where it applies):
   within ~2 grid px of the border that move outward. Here sample coordinates are clamped into the grid (replicate
   padding) and the patch always keeps its full size.
 * Points outside the image are clamped onto the grid (the reference would index out of range).
-* Sigma space: the pack works with ``x = x0 + sigma*eps``; the reference optimises the VP latent ``z = x/sqrt(1+sigma^2)``.
-  With ``vp_units=True`` (default) Adam runs on ``z`` and the mask term is measured on ``z_next``, so ``lr`` and ``lam``
-  keep the reference's meaning; the returned latent is in sigma space.
+* Sigma space: the pack works with ``x = x0 + sigma*eps``; the reference optimises the VP latent
+  ``z = x/sqrt(1+sigma^2)``. With ``vp_units=True`` (default) Adam runs on ``z`` and the mask term is measured on
+  ``z_next``, so ``lr`` and ``lam`` keep the reference's meaning; the returned latent is in sigma space.
 * No UNet weight gradients and no fp32 master weights: the backend runs the UNet in its own dtype and only the latent
   is optimised; ``torch.amp.GradScaler`` (the reference's scaler, on for fp16 UNets) guards against underflow.
 
@@ -233,7 +233,7 @@ def at_sigma(forward: Callable[..., Tuple[Optional[Tensor], Tensor]], sigma: flo
 class DragResult:
     latent: Tensor  # optimised latent in sigma space, dtype/device of the input
     handles: Tensor  # [N,2] long grid [row, col]: the handles used by the last step (after its tracking)
-    steps_run: int  # number of optimiser steps taken (a step GradScaler skipped on overflow counts, as in the reference)
+    steps_run: int  # optimiser steps taken (one GradScaler skipped on overflow counts, as in the reference)
     losses: list = field(default_factory=list)  # loss of each step
 
 
@@ -330,5 +330,7 @@ def guided_features(cond: Tensor, uncond: Optional[Tensor], cfg: float) -> Tenso
     """
     if uncond is None or cfg == 1.0:
         return cond
+    if cfg < 1.0:  # k = cfg / (2 cfg - 1) has a pole at 0.5 and turns negative below it
+        raise ValueError(f"drag guidance must be 1 (real images) or above (generated images), got {cfg}")
     k = cfg / (2.0 * cfg - 1.0)
     return torch.cat([(1.0 - k) * uncond, k * cond], dim=1)

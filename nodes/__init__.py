@@ -7,7 +7,8 @@ from .inversion import DDIMInversion
 from .lora import LoRAIdentityTune
 from .masactrl import LatentMasaCtrlDenoise
 
-NODES = [DDIMInversion, DiffEditMaskInfer, MaskedDDIMDecode, DragLatentOptimize, LatentMasaCtrlDenoise, LoRAIdentityTune]
+NODES = [DDIMInversion, DiffEditMaskInfer, MaskedDDIMDecode, DragLatentOptimize, LatentMasaCtrlDenoise,
+         LoRAIdentityTune]
 
 
 class DragEditExtension(ComfyExtension):

@@ -52,3 +52,18 @@ def mask_to_latent(mask: torch.Tensor, latent_shape: tuple) -> torch.Tensor:
         raise ValueError(f"mask is {mask_hw[1]}x{mask_hw[0]} px but the latent is {width}x{height} "
                          f"({width * VAE_SCALE}x{height * VAE_SCALE} px): use a mask of the image's size")
     return resized.clamp(0, 1).expand(batch, 1, height, width).clone()
+
+
+def model(value, what: str = "model"):
+    """A MODEL (ComfyUI's ModelPatcher); a literal sent through the API is refused with a sentence."""
+    if not (hasattr(value, "get_model_object") and hasattr(getattr(value, "model", None), "latent_format")):
+        raise ValueError(f"{what} must be a MODEL from a loader node (e.g. Load Checkpoint), got "
+                         f"{type(value).__name__}")
+    return value
+
+
+def latent_fits_model(samples: torch.Tensor, model, what: str = "latent") -> None:
+    channels = int(model.model.latent_format.latent_channels)
+    if samples.shape[1] != channels:
+        raise ValueError(f"{what} has {samples.shape[1]} channels but this model expects {channels}: encode the "
+                         "image with this model's VAE (VAE Encode of the same checkpoint)")

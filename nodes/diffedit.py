@@ -1,6 +1,7 @@
 """DiffEdit nodes: mask inference and masked DDIM decoding."""
-import comfy.utils
 import torch
+
+import comfy.utils
 from comfy_api.latest import io
 
 from ..core.backends import comfy as backend
@@ -8,6 +9,7 @@ from ..core.diffedit import mask_from_estimates, masked_ddim_decode, noised_deno
 from ..core.schedules import ddim_sigmas
 from . import checks
 from .inversion import Trajectory
+from .trajectory import InversionTrajectory
 
 
 class DiffEditMaskInfer(io.ComfyNode):
@@ -46,7 +48,9 @@ class DiffEditMaskInfer(io.ComfyNode):
     @classmethod
     def execute(cls, model, query, reference, latent, samples, noise_strength, clamp_ratio, threshold, seed,
                 steps) -> io.NodeOutput:
+        checks.model(model)
         latent_samples = checks.latent_samples(latent)
+        checks.latent_fits_model(latent_samples, model)
         for cond, what in ((query, "query"), (reference, "reference")):
             checks.conditioning(cond, what)
             checks.conditioning_batch_fits(cond, latent_samples.shape[0], what)
@@ -94,7 +98,8 @@ class MaskedDDIMDecode(io.ComfyNode):
 
     @classmethod
     def execute(cls, model, positive, negative, cfg, trajectory, mask) -> io.NodeOutput:
-        trajectory.check_model(backend.model_signature(model))
+        trajectory = InversionTrajectory.checked(trajectory)
+        trajectory.check_model(backend.model_signature(checks.model(model)))
         shape = trajectory.latent_shape
         for cond, what in ((positive, "positive"), (negative, "negative")):
             checks.conditioning(cond, what)

@@ -1,20 +1,25 @@
 """Drag Latent Optimize node: DragDiffusion's motion supervision and point tracking on the inverted latent."""
-import json
-
 import torch
-from comfy_api.latest import io, ui
 
 import comfy.utils
+from comfy_api.latest import io, ui
 
 from ..core.backends import comfy as backend
 from ..core.backends.comfy_unet import FeatureCapture, PrivateUNet, check_feature_block, diffusion_model
 from ..core.ddim import batch_sigma
-from ..core.drag import (ForwardTruncated, grid_points_to_image, guided_features, image_points_to_grid,
-                         optimize_drag_latent, supervision_grid_hw)
+from ..core.drag import (
+    ForwardTruncated,
+    grid_points_to_image,
+    guided_features,
+    image_points_to_grid,
+    optimize_drag_latent,
+    supervision_grid_hw,
+)
+from ..core.points import FORMAT, format_drag_points, parse_drag_points, read_drag_points
+from ..core.preview import drag_preview_image, to_pil
 from . import checks
 from .inversion import Trajectory
-from .points import FORMAT, format_drag_points, parse_drag_points
-from .preview import drag_preview_image, to_pil
+from .trajectory import InversionTrajectory
 
 
 def _image(image) -> torch.Tensor:
@@ -27,7 +32,8 @@ def _image(image) -> torch.Tensor:
 
 def check_drag_inputs(model, trajectory, image, drag_points, latent=None, mask=None):
     """Everything the node validates before the first model call; returns the pieces it needs."""
-    trajectory.check_model(backend.model_signature(model))
+    trajectory = InversionTrajectory.checked(trajectory)
+    trajectory.check_model(backend.model_signature(checks.model(model)))
     if trajectory.encoded_steps < 1:
         raise ValueError("the trajectory has no inversion steps (strength 0): drag needs a noisy latent; raise "
                          "DDIM Inversion's strength (DragDiffusion uses 0.7)")
@@ -86,9 +92,9 @@ class DragLatentOptimize(io.ComfyNode):
                 io.Float.Input("mask_weight", default=0.1, min=0.0, max=100.0, step=0.01,
                                tooltip="Lambda: how strongly the area outside the mask is held to the original "
                                        "(only with a non-empty mask)."),
-                io.Float.Input("cfg", default=1.0, min=0.0, max=30.0, step=0.1, round=0.01,
+                io.Float.Input("cfg", default=1.0, min=1.0, max=30.0, step=0.1, round=0.01,
                                tooltip="Guidance: 1 for real images; the generation's CFG (e.g. 7.5) for images "
-                                       "generated in the graph."),
+                                       "generated in the graph. Below 1 the reference's feature mix is undefined."),
                 io.Int.Input("feature_block", default=-1, min=-1, max=64,
                              tooltip="UNet decoder block (output_blocks index) supervising the motion. -1 = the "
                                      "block that upsamples to latent resolution (SD1.x/2.x: 8, SDXL: 5)."),
@@ -113,8 +119,20 @@ class DragLatentOptimize(io.ComfyNode):
         )
 
     @classmethod
+    def validate_inputs(cls, drag_points) -> bool | str:
+        """At queue time, before LoRA tuning and inversion run: the JSON's shape (linked text arrives as None)."""
+        if drag_points is not None:
+            try:
+                read_drag_points(drag_points)
+            except ValueError as error:
+                return str(error)
+        return True
+
+    @classmethod
     def execute(cls, model, positive, trajectory, image, drag_points, steps, learning_rate, mask_weight, cfg,
                 feature_block, motion_radius, track_radius, negative=None, mask=None, latent=None) -> io.NodeOutput:
+        if cfg < 1.0:  # a linked value skips the schema's minimum
+            raise ValueError(f"cfg {cfg} is below 1: use 1 for real images, the generation's CFG for generated ones")
         positive = checks.conditioning(positive, "positive")
         samples, image_hw, handles_xy, targets_xy, mask_latent = check_drag_inputs(
             model, trajectory, image, drag_points, latent, mask)

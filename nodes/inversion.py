@@ -1,5 +1,4 @@
 """DDIM Inversion node."""
-import torch
 from comfy_api.latest import io
 
 from ..core.backends import comfy as backend
@@ -14,6 +13,7 @@ Trajectory = io.Custom("INVERSION_TRAJECTORY")
 def invert_latent(model, latent: dict, steps: int, strength: float, cfg: float, positive=None, negative=None):
     """DDIM-encode a LATENT; shared by the DiffEdit and DragDiffusion graphs."""
     samples = checks.latent_samples(latent)
+    checks.latent_fits_model(samples, checks.model(model))
     if positive is None:
         positive, cfg = backend.zero_conditioning(model), 1.0
     checks.conditioning_batch_fits(positive, samples.shape[0], "positive")

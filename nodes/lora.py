@@ -1,75 +1,31 @@
 """LoRA Identity Tune node: DragDiffusion's per-image LoRA, returned as a patched MODEL and optionally saved."""
 import logging
-import os
-import re
-import tempfile
+import time
 from pathlib import Path
-from typing import Optional
 
-from comfy_api.latest import io
-
-import comfy.model_base
 import comfy.sd
 import comfy.utils
 import folder_paths
+from comfy_api.latest import io
 
 from ..core.backends import comfy as backend
 from ..core.backends.comfy_unet import PrivateUNet
 from ..core.lora import inject_lora, kohya_state_dict, train_identity_lora
-from . import checks
-from .preview import loss_curve_image
+from ..core.preview import loss_curve_image
+from . import checks, lora_file
 
-PACK_FOLDER = "comfyui-drag-diffedit"
-SUFFIX = ".safetensors"
-_NAME = re.compile(r"[A-Za-z0-9 _.\-/]+")
-_PREDICTION = {comfy.model_base.ModelType.EPS: "epsilon", comfy.model_base.ModelType.V_PREDICTION: "v_prediction"}
+_PREDICTION = {"EPS": "epsilon", "V_PREDICTION": "v_prediction"}  # backend.prediction_kind -> training loss
 
 
 def prediction_type(model) -> str:
-    model_type = model.model.model_type
-    if model_type not in _PREDICTION:
-        raise ValueError(f"LoRA Identity Tune supports eps- and v-prediction models; this one is "
-                         f"{getattr(model_type, 'name', model_type)}")
-    return _PREDICTION[model_type]
+    kind = backend.prediction_kind(model)  # the patched model_sampling's, e.g. after ModelSamplingDiscrete
+    if kind not in _PREDICTION:
+        raise ValueError(f"LoRA Identity Tune supports eps- and v-prediction models; this one is {kind}")
+    return _PREDICTION[kind]
 
 
-def save_target(save_name: str, overwrite: bool) -> Optional[tuple[Path, str]]:
-    """``(file path, name as LoraLoader lists it)`` inside ``loras/comfyui-drag-diffedit``; None for no save."""
-    name = save_name.strip()
-    if name.endswith(SUFFIX):
-        name = name[:-len(SUFFIX)]
-    if not name:
-        return None
-    parts = name.split("/")
-    if (not _NAME.fullmatch(name) or name.startswith("/")
-            or any(part.strip() in ("", ".", "..") for part in parts)):
-        raise ValueError(f"save_name {save_name!r} is not a plain relative name: use letters, digits, spaces, "
-                         "'_', '-', '.' and '/' for subfolders (no '..', no absolute paths, no backslashes)")
-    root = (Path(folder_paths.get_folder_paths("loras")[0]) / PACK_FOLDER).resolve()
-    path = (root / (name + SUFFIX)).resolve()
-    if not path.is_relative_to(root):
-        raise ValueError(f"save_name {save_name!r} leads outside the loras/{PACK_FOLDER} folder")
-    if path.exists() and not overwrite:
-        raise ValueError(f"loras/{PACK_FOLDER}/{name}{SUFFIX} already exists: choose another save_name, or "
-                         "enable overwrite to replace it")
-    return path, f"{PACK_FOLDER}/{name}{SUFFIX}"
-
-
-def save_lora(state: dict, path: Path, overwrite: bool, metadata: dict) -> None:
-    """Write through a temp file in the same folder, so the target is either untouched or complete."""
-    from safetensors.torch import save_file
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=SUFFIX + ".tmp")
-    os.close(handle)
-    try:
-        save_file(state, temp, metadata=metadata)
-        if path.exists() and not overwrite:  # appeared while we trained
-            raise ValueError(f"{path} appeared during training: enable overwrite to replace it")
-        os.replace(temp, path)
-    finally:
-        if os.path.exists(temp):
-            os.remove(temp)
+def lora_root() -> Path:
+    return Path(folder_paths.get_folder_paths("loras")[0]) / lora_file.PACK_FOLDER
 
 
 class LoRAIdentityTune(io.ComfyNode):
@@ -99,11 +55,14 @@ class LoRAIdentityTune(io.ComfyNode):
                 io.Int.Input("training_seed", default=0, min=0, max=0xFFFFFFFFFFFFFFFF,
                              tooltip="Seed of the LoRA initialisation, the noise and the noise levels."),
                 io.String.Input("save_name", default="",
-                                tooltip=f"Save the LoRA as loras/{PACK_FOLDER}/<save_name>.safetensors (subfolders "
-                                        "with '/'); leave empty to not save."),
+                                tooltip=f"Save the LoRA as loras/{lora_file.PACK_FOLDER}/<save_name>.safetensors "
+                                        "(subfolders with '/'); leave empty to not save. If that file holds this "
+                                        "very training's result (same model, image, prompt and settings), it is "
+                                        "loaded instead of training again."),
                 io.Boolean.Input("overwrite", default=False,
-                                 tooltip="Replace an existing file of that name; otherwise an existing file stops "
-                                         "the node before training."),
+                                 tooltip="Replace an existing LoRA of that name that this node wrote from other "
+                                         "inputs; otherwise such a file stops the node before training. Files "
+                                         "this node did not write are never replaced."),
             ],
             outputs=[
                 io.Model.Output(display_name="MODEL",
@@ -114,6 +73,16 @@ class LoRAIdentityTune(io.ComfyNode):
         )
 
     @classmethod
+    def validate_inputs(cls, save_name) -> bool | str:
+        """At queue time: a save_name no folder may hold fails before the graph runs (linked text is None)."""
+        if save_name is not None:
+            try:
+                lora_file.checked_save_name(save_name)
+            except ValueError as error:
+                return str(error)
+        return True
+
+    @classmethod
     def execute(cls, model, positive, latent, steps, learning_rate, rank, batch_size, training_seed, save_name,
                 overwrite) -> io.NodeOutput:
         # Every check before any work: a wrong name must not cost a training run.
@@ -121,15 +90,37 @@ class LoRAIdentityTune(io.ComfyNode):
         if samples.shape[0] != 1:
             raise ValueError(f"LoRA Identity Tune learns one image: the latent has a batch of {samples.shape[0]}; "
                              "pick one image (e.g. with Latent From Batch)")
-        channels = int(model.model.latent_format.latent_channels)
-        if samples.shape[1] != channels:
-            raise ValueError(f"the latent has {samples.shape[1]} channels but this model expects {channels}: encode "
-                             "the image with this model's VAE")
+        checks.latent_fits_model(samples, checks.model(model))
         positive = checks.conditioning(positive, "positive")
         checks.conditioning_batch_fits(positive, 1, "positive")
         prediction = prediction_type(model)
-        target = save_target(save_name, overwrite)
+        target = lora_file.save_target(lora_root(), save_name)
+        settings = {"rank": rank, "alpha": rank, "steps": steps, "learning_rate": learning_rate,
+                    "batch_size": batch_size, "seed": training_seed}
+        digest = lora_file.training_digest(model, backend.model_signature(model), positive, samples, settings)
+        path, lora_name = target or (None, "")
+        state = lora_file.recalled(digest)  # the same training just ran (e.g. only save_name changed)
+        saved = lora_file.existing_result(path, digest, overwrite) if path is not None else None
+        if saved is not None:
+            logging.info("LoRA Identity Tune: %s holds this training's result; loaded, not trained", lora_name)
+            state = saved
+        if state is None:
+            started = time.perf_counter()
+            state = cls._train(model, positive, samples, prediction, steps, learning_rate, rank, batch_size,
+                               training_seed)
+            logging.info("LoRA Identity Tune: trained in %.1f s", time.perf_counter() - started)
+        lora_file.remember(digest, state)
 
+        out_model, _ = comfy.sd.load_lora_for_models(model, None, state, 1.0, 0.0)
+        if path is not None and saved is None:
+            metadata = {key: str(value) for key, value in settings.items()}
+            lora_file.save_lora(state, path, overwrite, dict(metadata, base_model=type(model.model).__name__,
+                                                             prediction=prediction, training_inputs=digest))
+            logging.info("LoRA Identity Tune: saved %s", path)
+        return io.NodeOutput(out_model, lora_name)
+
+    @staticmethod
+    def _train(model, positive, samples, prediction, steps, learning_rate, rank, batch_size, training_seed) -> dict:
         table = backend.sigma_table(model)
         private = PrivateUNet()
         tuned = private.attach(model)
@@ -156,14 +147,4 @@ class LoRAIdentityTune(io.ComfyNode):
             private.release()
         logging.info("LoRA Identity Tune: %d steps, loss %.4f -> %.4f (rank %d, %d modules)", steps, losses[0],
                      losses[-1], rank, len(state) // 3)
-
-        out_model, _ = comfy.sd.load_lora_for_models(model, None, state, 1.0, 0.0)
-        lora_name = ""
-        if target is not None:
-            path, lora_name = target
-            save_lora(state, path, overwrite, {
-                "rank": str(rank), "alpha": str(rank), "steps": str(steps), "learning_rate": str(learning_rate),
-                "batch_size": str(batch_size), "seed": str(training_seed), "base_model": type(model.model).__name__,
-                "prediction": prediction, "trained_by": "comfyui-drag-diffedit LoRA Identity Tune"})
-            logging.info("LoRA Identity Tune: saved %s", path)
-        return io.NodeOutput(out_model, lora_name)
+        return state

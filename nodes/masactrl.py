@@ -3,15 +3,16 @@ import os
 import weakref
 
 import torch
-from comfy_api.latest import io
 
 import comfy.model_management
+from comfy_api.latest import io
 
 from ..core.backends import comfy as backend
 from ..core.backends.comfy_unet import attach_reference_attention, diffusion_model, self_attention_layers
 from ..core.masactrl import ReferenceRecording, SelfAttentionReference, default_start_layer, masactrl_denoise
 from . import checks
 from .inversion import Trajectory
+from .trajectory import InversionTrajectory
 
 
 def controlled_layers(model, start_layer: int) -> list:
@@ -94,7 +95,8 @@ class LatentMasaCtrlDenoise(io.ComfyNode):
     def execute(cls, model, positive, trajectory, latent, start_step, start_layer, cfg,
                 negative=None) -> io.NodeOutput:
         positive = checks.conditioning(positive, "positive")
-        trajectory.check_model(backend.model_signature(model))
+        trajectory = InversionTrajectory.checked(trajectory)
+        trajectory.check_model(backend.model_signature(checks.model(model)))
         edited = checks.latent_samples(latent)
         if tuple(edited.shape) != trajectory.latent_shape:
             raise ValueError(f"latent {tuple(edited.shape)} does not match the trajectory's {trajectory.latent_shape}:"

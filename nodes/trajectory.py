@@ -33,6 +33,14 @@ class InversionTrajectory:
         """The same levels, descending, as a decode walks them."""
         return self.sigmas.flip(0)
 
+    @classmethod
+    def checked(cls, value) -> "InversionTrajectory":
+        """The TRAJECTORY input; a literal sent through the API is refused with a sentence."""
+        if not isinstance(value, cls):
+            raise ValueError(f"trajectory must be the INVERSION_TRAJECTORY output of DDIM Inversion, got "
+                             f"{type(value).__name__}")
+        return value
+
     def check_model(self, signature: dict) -> None:
         if signature != self.model_signature:
             differences = ", ".join(f"{key}: {self.model_signature.get(key)} vs {signature.get(key)}"

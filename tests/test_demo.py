@@ -3,7 +3,6 @@ import json
 
 import numpy as np
 import pytest
-import torch
 
 from tools.demo import main
 from tools.tiny_models import CONTEXT_DIM, scheduler_config, tiny_unet, tiny_vae

@@ -3,7 +3,6 @@ import json
 import math
 
 import pytest
-import torch
 
 from tools.demo_drag import main
 
@@ -52,6 +51,11 @@ def test_tiny_run_with_mask_writes_everything(tmp_path, capsys):
     for change in summary["latent_change"].values():
         assert set(change) == {"inside_mask_mean_abs", "outside_mask_mean_abs"}
         assert all(finite(v) for v in change.values())
+    # The drag moved the latent, and mostly where the mask lets it (the mask term holds the rest).
+    moved = summary["latent_change"]["drag_vs_inverted"]
+    assert moved["inside_mask_mean_abs"] > 2 * moved["outside_mask_mean_abs"] > 0, moved
+    edited = summary["latent_change"]["edited_vs_reference"]
+    assert edited["inside_mask_mean_abs"] > edited["outside_mask_mean_abs"], edited
     assert "core.drag.optimize_drag_latent" in summary["core_functions"]
     assert "core.masactrl.masactrl_denoise" in summary["core_functions"]
 

@@ -10,6 +10,7 @@ from core.drag import (
     DragResult,
     at_sigma,
     grid_points_to_image,
+    guided_features,
     image_points_to_grid,
     mask_to_latent,
     motion_supervision_loss,
@@ -18,7 +19,6 @@ from core.drag import (
     supervision_grid_hw,
     track_points,
 )
-
 
 # ---------------------------------------------------------------------------------------------------------------------
 # Independent dense reference (what the reference code computes, for interior handles)
@@ -512,3 +512,16 @@ def test_loss_scaling_is_exact_in_fp32_and_rescues_fp16_underflow():
     # Adam with an all-zero gradient does not move (up to the VP-unit round trip)
     assert (unscaled.latent - z).abs().max() < 1e-5, "the fp16 gradient was expected to underflow to zero"
     assert (rescued.latent - z).abs().max() > 1e-3
+
+
+def test_guided_features_mix_as_the_reference_generated_image_mode():
+    """``cat([(1 - k) F_u, k F_c])`` over channels with ``k = s / (2s - 1)``: 15/28 at s = 7.5, worked by hand."""
+    uncond, cond = torch.full((1, 2, 1, 1), 1.0), torch.full((1, 2, 1, 1), 2.0)
+    expected = torch.tensor([13 / 28, 13 / 28, 30 / 28, 30 / 28]).reshape(1, 4, 1, 1)
+    assert torch.allclose(guided_features(cond, uncond, 7.5), expected, rtol=0, atol=1e-7)
+    k = 3.0 / 5.0  # s = 3
+    assert torch.allclose(guided_features(cond, uncond, 3.0),
+                          torch.tensor([1 - k, 1 - k, 2 * k, 2 * k]).reshape(1, 4, 1, 1), rtol=0, atol=1e-7)
+    assert torch.equal(guided_features(cond, uncond, 1.0), cond) and torch.equal(guided_features(cond, None, 7.5), cond)
+    with pytest.raises(ValueError, match="drag guidance must be 1 .* or above"):
+        guided_features(cond, uncond, 0.5)  # the pole of k

@@ -86,7 +86,6 @@ def test_training_lowers_the_loss_on_a_held_out_batch():
                                  callback=lambda step, loss: steps_seen.append(step))
     after = held_out_loss()
 
-    print(f"held-out loss before {before:.4f} after {after:.4f}")  # 1.2632 -> 1.1287
     assert len(losses) == 30 and steps_seen == list(range(30))
     assert after < 0.95 * before, (before, after)
 
@@ -159,7 +158,8 @@ def test_kohya_state_dict_names_shapes_and_alpha():
 
     modules = [f"{block}_transformer_blocks_0_{attn}_{target}" for block in ("input_blocks_1_1", "output_blocks_0_0")
                for attn in ("attn1", "attn2") for target in ("to_q", "to_k", "to_v", "to_out_0")]
-    expected = {f"lora_unet_{m}{suffix}" for m in modules for suffix in (".lora_down.weight", ".lora_up.weight", ".alpha")}
+    suffixes = (".lora_down.weight", ".lora_up.weight", ".alpha")
+    expected = {f"lora_unet_{m}{suffix}" for m in modules for suffix in suffixes}
     assert set(state) == expected
     down = state["lora_unet_input_blocks_1_1_transformer_blocks_0_attn2_to_k.lora_down.weight"]
     up = state["lora_unet_input_blocks_1_1_transformer_blocks_0_attn2_to_k.lora_up.weight"]

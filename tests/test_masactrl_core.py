@@ -4,8 +4,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from core.backends.diffusers_unet import (DiffusersUNetDenoiser, default_feature_block, layer_parts,
-                                          reference_attention, self_attention_layers)
+from core.backends.diffusers_unet import (
+    DiffusersUNetDenoiser,
+    default_feature_block,
+    layer_parts,
+    reference_attention,
+    self_attention_layers,
+)
 from core.ddim import ddim_sample
 from core.masactrl import ReferenceRecording, SelfAttentionReference, default_start_layer, masactrl_denoise
 from core.schedules import ddim_sigmas
@@ -83,7 +88,8 @@ def test_layer_and_step_gating(setup):
     finally:
         SelfAttentionReference.context = original
     steps = len(setup[2]) - 1
-    assert {(s, l) for s, l, replaced in seen if replaced} == {(s, l) for s in range(start_step, steps) for l in chosen}
+    expected = {(step, layer) for step in range(start_step, steps) for layer in chosen}
+    assert {(step, layer) for step, layer, replaced in seen if replaced} == expected
     assert len(seen) == steps * len(names), "every self-attention layer consults the control once per step"
     # Gating changes the result: fewer layers or later steps differ from full control.
     _, full = run(setup, names)

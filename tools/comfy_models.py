@@ -18,8 +18,9 @@ SD1_UNET = dict(
     num_head_channels=-1,
 )
 POOLED_DIM = 32
-SDXL_UNET = dict(SD1_UNET, use_linear_in_transformer=True, transformer_depth=[0, 1], transformer_depth_output=[0, 0, 1, 1],
-                 adm_in_channels=POOLED_DIM + 6 * 256, num_classes="sequential", num_head_channels=16, num_heads=-1)
+SDXL_UNET = dict(SD1_UNET, use_linear_in_transformer=True, transformer_depth=[0, 1],
+                 transformer_depth_output=[0, 0, 1, 1], adm_in_channels=POOLED_DIM + 6 * 256,
+                 num_classes="sequential", num_head_channels=16, num_heads=-1)
 
 
 # The checkpoints' own UNet configurations (what ComfyUI's model detection reads off SD1.5 and SDXL files).
@@ -64,7 +65,8 @@ def make_full_model(kind: str = "sd15", seed: int = 0, dtype: torch.dtype = torc
         base = comfy.model_base.BaseModel(config, model_type=comfy.model_base.ModelType.EPS)
     base.diffusion_model.to(dtype)
     _randomize_full(base.diffusion_model, seed, dtype)
-    return comfy.model_patcher.ModelPatcher(base, load_device=mm.get_torch_device(), offload_device=mm.unet_offload_device())
+    return comfy.model_patcher.ModelPatcher(base, load_device=mm.get_torch_device(),
+                                            offload_device=mm.unet_offload_device())
 
 
 def full_conditioning(kind: str = "sd15", seed: int = 1, tokens: int = 77):
@@ -94,7 +96,8 @@ def make_model(kind: str = "sd1", seed: int = 0):
         model_type = comfy.model_base.ModelType.V_PREDICTION if kind == "sd1-v" else comfy.model_base.ModelType.EPS
         base = comfy.model_base.BaseModel(config, model_type=model_type)
     _randomize(base.diffusion_model, seed)
-    return comfy.model_patcher.ModelPatcher(base, load_device=mm.get_torch_device(), offload_device=mm.unet_offload_device())
+    return comfy.model_patcher.ModelPatcher(base, load_device=mm.get_torch_device(),
+                                            offload_device=mm.unet_offload_device())
 
 
 def conditioning(kind: str = "sd1", seed: int = 1, tokens: int = 77):

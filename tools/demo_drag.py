@@ -34,7 +34,6 @@ branch, i.e. the reconstruction) and summary.json to ``--out``.  Exit code 0 on 
 """
 import argparse
 import copy
-import importlib.util
 import json
 import math
 import sys
@@ -43,6 +42,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from core.points import parse_drag_points
+from core.preview import drag_preview_image
 from tools.demo import BadInput, Progress, StageClock, check_paths, input_image, load_models, to_pil
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -55,14 +56,6 @@ CORE_FUNCTIONS = ["core.schedules.ddim_sigmas", "core.lora.inject_lora", "core.l
                   "core.backends.diffusers_unet.feature_denoiser",
                   "core.backends.diffusers_unet.reference_attention"]
 TINY_LORA_STEPS = 10  # keeps the tiny default quick; real models get the reference's 80
-
-
-def _load_by_path(name: str):
-    """A module of nodes/ loaded from its file: ``import nodes.x`` would run nodes/__init__.py, which needs ComfyUI."""
-    spec = importlib.util.spec_from_file_location(f"_demo_drag_{name}", ROOT / "nodes" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def parse_args(argv):
@@ -121,7 +114,7 @@ def drag_points(args, image) -> tuple[torch.Tensor, torch.Tensor, str]:
         cx, cy = round(0.55 * width), round(0.45 * height)
         text = json.dumps([{"handle": [cx, cy], "target": [min(width, cx + round(0.2 * width)), cy]}])
     try:
-        handles, targets = _load_by_path("points").parse_drag_points(text, (height, width))
+        handles, targets = parse_drag_points(text, (height, width))
     except ValueError as error:
         raise BadInput(f"--points: {error}") from error
     return handles, targets, text
@@ -149,11 +142,22 @@ def _change(a: torch.Tensor, b: torch.Tensor, inside: torch.Tensor | None) -> di
 
 
 def run(args) -> dict:
-    from core.backends.diffusers_unet import (DiffusersUNetDenoiser, feature_denoiser, layer_parts,
-                                              reference_attention, self_attention_layers)
+    from core.backends.diffusers_unet import (
+        DiffusersUNetDenoiser,
+        feature_denoiser,
+        layer_parts,
+        reference_attention,
+        self_attention_layers,
+    )
     from core.ddim import ddim_invert
-    from core.drag import at_sigma, grid_points_to_image, image_points_to_grid, mask_to_latent, \
-        optimize_drag_latent, supervision_grid_hw
+    from core.drag import (
+        at_sigma,
+        grid_points_to_image,
+        image_points_to_grid,
+        mask_to_latent,
+        optimize_drag_latent,
+        supervision_grid_hw,
+    )
     from core.lora import inject_lora, train_identity_lora
     from core.masactrl import SelfAttentionReference, default_start_layer, masactrl_denoise
     from core.schedules import ddim_sigmas, encoded_steps
@@ -235,7 +239,7 @@ def run(args) -> dict:
         return vae.decode(x / scaling).sample.float().add(1).div(2)[0]
 
     image_chw = torch.from_numpy(np.asarray(image).copy()).permute(2, 0, 1).float() / 255
-    preview = _load_by_path("preview").drag_preview_image(image_chw.permute(1, 2, 0), handles_xy, targets_xy)
+    preview = drag_preview_image(image_chw.permute(1, 2, 0), handles_xy, targets_xy)
     images = {"input.png": image, "drag_points.png": preview, "edited.png": to_pil(decode(edited)),
               "reference.png": to_pil(decode(reference))}
     lap("vae_decode")

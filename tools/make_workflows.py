@@ -21,13 +21,15 @@ def build(nodes: list[dict]) -> dict:
             links.append([link, source, slot, node["id"], len(inputs), kind])
             out_links.setdefault((source, slot), []).append(link)
             inputs.append({"name": name, "type": kind, "link": link})
-        serialized.append({"id": node["id"], "type": node["type"], "pos": node["pos"], "size": node.get("size", [315, 130]),
-                           "flags": {}, "order": 0, "mode": 0, "inputs": inputs, "outputs": [],
+        serialized.append({"id": node["id"], "type": node["type"], "pos": node["pos"],
+                           "size": node.get("size", [315, 130]), "flags": {}, "order": 0, "mode": 0,
+                           "inputs": inputs, "outputs": [],
                            "properties": {"Node name for S&R": node["type"]},
                            "widgets_values": node.get("widgets", []),
                            **({"title": node["title"]} if "title" in node else {})})
     for node, data in zip(nodes, serialized):
-        data["outputs"] = [{"name": name, "type": kind, "links": out_links.get((node["id"], slot), []), "slot_index": slot}
+        data["outputs"] = [{"name": name, "type": kind, "links": out_links.get((node["id"], slot), []),
+                            "slot_index": slot}
                            for slot, (name, kind) in enumerate(node.get("outputs", []))]
     for order, data in enumerate(serialized):
         data["order"] = order
@@ -35,10 +37,18 @@ def build(nodes: list[dict]) -> dict:
             "groups": [], "config": {}, "extra": {"ds": {"scale": 0.8, "offset": [0, 0]}}, "version": 0.4}
 
 
-CHECKPOINT = {"id": 1, "type": "CheckpointLoaderSimple", "pos": [20, 60], "widgets": ["v1-5-pruned-emaonly.safetensors"],
+CHECKPOINT = {"id": 1, "type": "CheckpointLoaderSimple", "pos": [20, 60],
+              "widgets": ["v1-5-pruned-emaonly.safetensors"],
               "outputs": [("MODEL", "MODEL"), ("CLIP", "CLIP"), ("VAE", "VAE")]}
 LOAD_IMAGE = {"id": 2, "type": "LoadImage", "pos": [20, 260], "size": [315, 320], "widgets": ["example.png", "image"],
               "outputs": [("IMAGE", "IMAGE"), ("MASK", "MASK")]}
+# The templates open on ComfyUI's stock input/example.png (768x768: a drawn girl in a pink dress, arms stretched
+# out, on grass under a blue sky) and work on it at 512x512, SD1.5's size and what a mid-range GPU handles.
+SIZE = 512
+PICTURE = "a child's drawing of a smiling girl with yellow hair in a pink dress, arms stretched out, standing on " \
+          "green grass under a blue sky with white clouds"
+SCALE = {"id": 15, "type": "ImageScale", "pos": [20, 600], "widgets": ["lanczos", SIZE, SIZE, "disabled"],
+         "title": "Work at 512x512", "inputs": {"image": ("IMAGE", 2, 0)}, "outputs": [("IMAGE", "IMAGE")]}
 
 
 def text(node_id, pos, prompt, title):
@@ -48,11 +58,11 @@ def text(node_id, pos, prompt, title):
 
 def diffedit() -> dict:
     return build([
-        CHECKPOINT, LOAD_IMAGE,
-        {"id": 3, "type": "VAEEncode", "pos": [380, 560], "inputs": {"pixels": ("IMAGE", 2, 0), "vae": ("VAE", 1, 2)},
+        CHECKPOINT, LOAD_IMAGE, SCALE,
+        {"id": 3, "type": "VAEEncode", "pos": [380, 560], "inputs": {"pixels": ("IMAGE", 15, 0), "vae": ("VAE", 1, 2)},
          "outputs": [("LATENT", "LATENT")]},
-        text(4, [380, 40], "a bowl of pears", "Query (the edit)"),
-        text(5, [380, 210], "a bowl of fruits", "Reference (describes the input)"),
+        text(4, [380, 40], PICTURE.replace("pink dress", "blue dress"), "Query (the edit)"),
+        text(5, [380, 210], PICTURE, "Reference (describes the input)"),
         text(6, [380, 380], "", "Empty prompt (unconditional)"),
         {"id": 7, "type": "DragEdit_DiffEditMaskInfer", "pos": [760, 40], "size": [320, 280],
          "widgets": [10, 0.5, 3.0, 0.5, 0, "fixed", 50],
@@ -66,7 +76,8 @@ def diffedit() -> dict:
          "inputs": {"model": ("MODEL", 1, 0), "positive": ("CONDITIONING", 4, 0), "negative": ("CONDITIONING", 6, 0),
                     "trajectory": ("INVERSION_TRAJECTORY", 8, 1), "mask": ("MASK", 7, 0)},
          "outputs": [("latent", "LATENT")]},
-        {"id": 10, "type": "VAEDecode", "pos": [1500, 200], "inputs": {"samples": ("LATENT", 9, 0), "vae": ("VAE", 1, 2)},
+        {"id": 10, "type": "VAEDecode", "pos": [1500, 200],
+         "inputs": {"samples": ("LATENT", 9, 0), "vae": ("VAE", 1, 2)},
          "outputs": [("IMAGE", "IMAGE")]},
         {"id": 11, "type": "SaveImage", "pos": [1860, 200], "size": [400, 400], "widgets": ["diffedit"],
          "inputs": {"images": ("IMAGE", 10, 0)}},
@@ -79,13 +90,17 @@ def diffedit() -> dict:
     ])
 
 
-# Example pairs for a 512x512 picture: [{"handle": [x, y], "target": [x, y]}] in image pixels.
+# [{"handle": [x, y], "target": [x, y]}] in pixels of the 512x512 picture the drag sees.
+# Real image: raise the girl's arm on the right (hand and forearm lifted), inside the editable box below.
+RAISE_ARM_POINTS = '[{"handle":[397,238],"target":[380,150]},{"handle":[345,240],"target":[335,195]}]'
+ARM_BOX = (300, 90, 130, 190)  # x, y, width, height of the editable area around that arm and above it
+# Generated image: its content depends on the checkpoint; move these onto it in the point editor after a first run.
 EXAMPLE_POINTS = '[{"handle":[200,260],"target":[260,240]},{"handle":[330,180],"target":[350,140]}]'
 DRAG_DEFAULTS = [80, 0.01, 0.1]  # steps, learning_rate, mask_weight (DragDiffusion's)
 DRAG_ADVANCED = [-1, 1, 3]  # feature_block (auto), motion_radius r_m, track_radius r_p
 
 
-def drag_tail(first_id, model, positive, negative, trajectory, image, mask, cfg, x=760):
+def drag_tail(first_id, model, positive, negative, trajectory, image, mask, cfg, points, x=760):
     """Drag Latent Optimize -> Latent MasaCtrl Denoise -> VAEDecode -> SaveImage."""
     guidance = {"negative": ("CONDITIONING", *negative)} if negative else {}
     drag_inputs = {"model": ("MODEL", *model), "positive": ("CONDITIONING", *positive), **guidance,
@@ -95,7 +110,7 @@ def drag_tail(first_id, model, positive, negative, trajectory, image, mask, cfg,
     drag_id, denoise_id, decode_id = first_id, first_id + 1, first_id + 2
     return [
         {"id": drag_id, "type": "DragEdit_DragLatentOptimize", "pos": [x, 300], "size": [420, 620],
-         "widgets": [EXAMPLE_POINTS, *DRAG_DEFAULTS, cfg, *DRAG_ADVANCED], "inputs": drag_inputs,
+         "widgets": [points, *DRAG_DEFAULTS, cfg, *DRAG_ADVANCED], "inputs": drag_inputs,
          "outputs": [("latent", "LATENT"), ("tracked_points", "STRING")]},
         {"id": denoise_id, "type": "DragEdit_LatentMasaCtrlDenoise", "pos": [x + 460, 300], "size": [320, 200],
          "widgets": [0, -1, cfg],
@@ -109,13 +124,26 @@ def drag_tail(first_id, model, positive, negative, trajectory, image, mask, cfg,
     ]
 
 
+def arm_mask() -> list[dict]:
+    """An editable box (1) on a kept 512x512 field (0), from stock nodes; a painted mask of the same size works too."""
+    x, y, width, height = ARM_BOX
+    return [
+        {"id": 16, "type": "SolidMask", "pos": [20, 980], "widgets": [0.0, SIZE, SIZE], "title": "Kept (0)",
+         "outputs": [("MASK", "MASK")]},
+        {"id": 17, "type": "SolidMask", "pos": [20, 1120], "widgets": [1.0, width, height], "title": "Editable (1)",
+         "outputs": [("MASK", "MASK")]},
+        {"id": 18, "type": "MaskComposite", "pos": [380, 980], "widgets": [x, y, "add"], "title": "Drag mask",
+         "inputs": {"destination": ("MASK", 16, 0), "source": ("MASK", 17, 0)}, "outputs": [("MASK", "MASK")]},
+    ]
+
+
 def drag_real_image() -> dict:
-    """LoadImage (+ its mask-editor mask) -> LoRA Identity Tune -> DDIM Inversion -> drag -> MasaCtrl -> save."""
+    """LoadImage -> 512x512 -> LoRA Identity Tune -> DDIM Inversion -> drag (with a mask) -> MasaCtrl -> save."""
     return build([
-        CHECKPOINT, dict(LOAD_IMAGE, widgets=["example.png", "image"]),
-        {"id": 3, "type": "VAEEncode", "pos": [20, 640], "inputs": {"pixels": ("IMAGE", 2, 0), "vae": ("VAE", 1, 2)},
+        CHECKPOINT, LOAD_IMAGE, SCALE, *arm_mask(),
+        {"id": 3, "type": "VAEEncode", "pos": [20, 760], "inputs": {"pixels": ("IMAGE", 15, 0), "vae": ("VAE", 1, 2)},
          "outputs": [("LATENT", "LATENT")]},
-        text(4, [380, 40], "a photo of a cat sitting on a sofa", "Prompt (describes the image)"),
+        text(4, [380, 40], PICTURE, "Prompt (describes the image)"),
         {"id": 5, "type": "DragEdit_LoRAIdentityTune", "pos": [380, 260], "size": [320, 280],
          "widgets": [80, 0.0005, 16, 4, 0, "", False],
          "inputs": {"model": ("MODEL", 1, 0), "positive": ("CONDITIONING", 4, 0), "latent": ("LATENT", 3, 0)},
@@ -123,8 +151,8 @@ def drag_real_image() -> dict:
         {"id": 6, "type": "DragEdit_DDIMInversion", "pos": [380, 580], "widgets": [50, 0.7, 1.0],
          "inputs": {"model": ("MODEL", 5, 0), "latent": ("LATENT", 3, 0), "positive": ("CONDITIONING", 4, 0)},
          "outputs": [("latent", "LATENT"), ("trajectory", "INVERSION_TRAJECTORY")]},
-        *drag_tail(7, model=(5, 0), positive=(4, 0), negative=None, trajectory=(6, 1), image=(2, 0), mask=(2, 1),
-                   cfg=1.0),
+        *drag_tail(7, model=(5, 0), positive=(4, 0), negative=None, trajectory=(6, 1), image=(15, 0), mask=(18, 0),
+                   cfg=1.0, points=RAISE_ARM_POINTS),
     ])
 
 
@@ -141,21 +169,80 @@ def drag_generated_image() -> dict:
          "inputs": {"model": ("MODEL", 1, 0), "positive": ("CONDITIONING", 4, 0), "negative": ("CONDITIONING", 5, 0),
                     "latent_image": ("LATENT", 2, 0)},
          "outputs": [("LATENT", "LATENT")]},
-        {"id": 11, "type": "VAEDecode", "pos": [380, 420], "inputs": {"samples": ("LATENT", 3, 0), "vae": ("VAE", 1, 2)},
+        {"id": 11, "type": "VAEDecode", "pos": [380, 420],
+         "inputs": {"samples": ("LATENT", 3, 0), "vae": ("VAE", 1, 2)},
          "outputs": [("IMAGE", "IMAGE")]},
         {"id": 6, "type": "DragEdit_DDIMInversion", "pos": [380, 560], "widgets": [50, 0.7, 1.0],
          "inputs": {"model": ("MODEL", 1, 0), "latent": ("LATENT", 3, 0), "positive": ("CONDITIONING", 4, 0)},
          "outputs": [("latent", "LATENT"), ("trajectory", "INVERSION_TRAJECTORY")]},
         *drag_tail(7, model=(1, 0), positive=(4, 0), negative=(5, 0), trajectory=(6, 1), image=(11, 0), mask=None,
-                   cfg=7.5),
+                   cfg=7.5, points=EXAMPLE_POINTS),
     ])
 
 
 WORKFLOWS = {"diffedit.json": diffedit, "drag_real_image.json": drag_real_image,
              "drag_generated_image.json": drag_generated_image}
 
+# Thumbnails for the template browser (same name, .jpg): drawn here, a sketch of what each template does.
+THUMB = (400, 300)
+SKY, GRASS, SKIN, PINK, BLUE, ARROW = (96, 150, 250), (100, 250, 100), (250, 240, 232), (250, 168, 212), \
+    (70, 110, 230), (230, 57, 70)
+
+
+def _scene(dress=PINK):
+    from PIL import Image, ImageDraw
+
+    image = Image.new("RGB", THUMB, SKY)
+    draw = ImageDraw.Draw(image)
+    draw.ellipse((-100, 170, 500, 460), fill=GRASS)
+    draw.ellipse((175, 60, 225, 110), fill=SKIN)  # head
+    draw.ellipse((150, 30, 250, 80), fill=(250, 235, 120))  # hair
+    draw.polygon([(180, 115), (220, 115), (245, 235), (155, 235)], fill=dress)
+    draw.line([(185, 125), (110, 130)], fill=SKIN, width=12)  # arm on the left
+    draw.line([(155, 235), (150, 280)], fill=SKIN, width=12)
+    draw.line([(245, 235), (250, 280)], fill=SKIN, width=12)
+    return image, draw
+
+
+def _arrow(draw, start, end):
+    draw.line([start, end], fill=ARROW, width=4)
+    draw.ellipse((end[0] - 7, end[1] - 7, end[0] + 7, end[1] + 7), fill=ARROW)
+
+
+def thumbnail_drag_real_image():
+    image, draw = _scene()
+    draw.line([(215, 125), (290, 130)], fill=(235, 225, 218), width=12)  # the arm before (faded)
+    draw.line([(215, 125), (275, 65)], fill=SKIN, width=12)  # ... and raised
+    _arrow(draw, (290, 130), (278, 70))
+    draw.rectangle((205, 40, 310, 150), outline=(255, 230, 0), width=3)  # the editable area
+    draw.text((10, 10), "Drag: raise the arm (real image)", fill="white")
+    return image
+
+
+def thumbnail_drag_generated_image():
+    image, draw = _scene()
+    draw.line([(215, 125), (290, 130)], fill=SKIN, width=12)
+    _arrow(draw, (120, 250), (200, 250))
+    draw.text((10, 10), "Generate, then drag (CFG 7.5)", fill="white")
+    return image
+
+
+def thumbnail_diffedit():
+    image, draw = _scene(dress=BLUE)
+    draw.line([(215, 125), (290, 130)], fill=SKIN, width=12)
+    draw.polygon([(180, 115), (200, 115), (200, 235), (155, 235)], fill=PINK)  # half before, half after
+    draw.text((10, 10), "DiffEdit: pink dress -> blue dress", fill="white")
+    return image
+
+
+THUMBNAILS = {"diffedit.jpg": thumbnail_diffedit, "drag_real_image.jpg": thumbnail_drag_real_image,
+              "drag_generated_image.jpg": thumbnail_drag_generated_image}
+
 if __name__ == "__main__":
     OUT.mkdir(exist_ok=True)
     for name, make in WORKFLOWS.items():
         (OUT / name).write_text(json.dumps(make(), indent=1) + "\n")
+        print("wrote", OUT / name)
+    for name, draw_thumbnail in THUMBNAILS.items():
+        draw_thumbnail().save(OUT / name, quality=85)
         print("wrote", OUT / name)

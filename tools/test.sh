@@ -6,6 +6,9 @@ cd "$(dirname "$0")/.."
 PY="$(bash tools/setup_env.sh | tail -n 1)"
 
 status=0
+echo "== lint: ruff (rules in pyproject.toml)"
+"$PY" -m ruff check . || status=$?
+
 "$PY" -m pytest -ra || status=$?
 
 echo "== web: point editor unit tests"

@@ -5,11 +5,12 @@ loads the model, prepares conditioning (SDXL's pooled ``y`` included), converts
 the LATENT into model space and applies every patch, wrapper, ControlNet and
 hook on the MODEL.  The loop body only sees a protocol denoiser.
 """
-from typing import Any, Callable, Optional
+from typing import Any, Callable
 
 import torch
 
 import comfy.model_management
+import comfy.model_sampling
 import comfy.samplers
 
 LoopBody = Callable[[Callable, torch.Tensor], tuple[torch.Tensor, Any]]
@@ -18,6 +19,21 @@ LoopBody = Callable[[Callable, torch.Tensor], tuple[torch.Tensor, Any]]
 def model_sampling(model):
     # Patches such as ModelSamplingDiscrete replace the object: always ask the patcher.
     return model.get_model_object("model_sampling")
+
+
+def prediction_kind(model) -> str:
+    """The parameterisation the model is sampled with: ``EPS``, ``V_PREDICTION``, ... (ModelType's names).
+
+    Read from the patched ``model_sampling``, not from the checkpoint: a ModelSamplingDiscrete node turns an eps
+    checkpoint into a v-prediction model (and back), and everything the pack computes follows the patch.
+    """
+    sampling = model_sampling(model)
+    kinds = comfy.model_sampling
+    # Most specific first: EDM derives from V_PREDICTION, which (like X0) derives from EPS.
+    for kind in (kinds.EDM, kinds.V_PREDICTION, kinds.X0, kinds.CONST, kinds.EPS):
+        if isinstance(sampling, kind):
+            return "FLOW" if kind is kinds.CONST else kind.__name__
+    return type(sampling).__name__
 
 
 def needs_loss_scaling(model) -> bool:
@@ -36,7 +52,7 @@ def model_signature(model) -> dict:
     table = sigma_table(model)
     return {
         "model_class": type(base).__name__,
-        "model_type": getattr(base.model_type, "name", str(base.model_type)),
+        "model_type": prediction_kind(model),
         "latent_format": type(base.latent_format).__name__,
         "latent_channels": int(base.latent_format.latent_channels),
         "sigma_min": round(float(table[0]), 6),

@@ -35,12 +35,14 @@ class DiffusersUNetDenoiser:
         distance = (sigma.detach().double().cpu().log()[:, None] - self._log_sigmas[None]).abs()
         return distance.argmin(dim=1)
 
-    def __call__(self, x: torch.Tensor, sigma: torch.Tensor, encoder_hidden_states: torch.Tensor, **unet_kwargs) -> torch.Tensor:
+    def __call__(self, x: torch.Tensor, sigma: torch.Tensor, encoder_hidden_states: torch.Tensor,
+                 **unet_kwargs) -> torch.Tensor:
         sigma = sigma.to(x.device, torch.float32).reshape(-1, 1, 1, 1)
         x_vp = x / (1 + sigma ** 2).sqrt()
         t = self.timestep(sigma.flatten()).to(x.device)
         dtype = self.unet.dtype
-        out = self.unet(x_vp.to(dtype), t, encoder_hidden_states=encoder_hidden_states.to(dtype), **unet_kwargs).sample.float()
+        out = self.unet(x_vp.to(dtype), t, encoder_hidden_states=encoder_hidden_states.to(dtype),
+                        **unet_kwargs).sample.float()
         if self.prediction_type == "epsilon":
             return x - sigma * out
         return x / (1 + sigma ** 2) - out * sigma / (1 + sigma ** 2).sqrt()
@@ -61,7 +63,8 @@ class DiffusersUNetDenoiser:
             if cfg == 1.0 or uncond is None:
                 return self(x, sigma, expand(cond, batch), **unet_kwargs)
             both = torch.cat([expand(uncond, batch), expand(cond, batch)])
-            denoised_uncond, denoised_cond = self(torch.cat([x, x]), torch.cat([sigma, sigma]), both, **unet_kwargs).chunk(2)
+            both_x, both_sigma = torch.cat([x, x]), torch.cat([sigma, sigma])
+            denoised_uncond, denoised_cond = self(both_x, both_sigma, both, **unet_kwargs).chunk(2)
             return classifier_free_guidance(denoised_cond, denoised_uncond, cfg)
 
         return denoise

@@ -11,7 +11,6 @@ import tempfile
 from pathlib import Path
 
 import pytest
-import torch
 
 PACK_ROOT = Path(__file__).resolve().parents[2]
 PACK_NAME = "comfyui-drag-diffedit"
@@ -61,3 +60,25 @@ def tiny(comfy):
     from tools import comfy_models
 
     return comfy_models
+
+
+@pytest.fixture
+def no_model_calls(comfy, monkeypatch):
+    """ComfyUI's node classes, with every model call of the pack turned into a test failure."""
+    from .pack import pack_module
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the model was called before the input was checked")
+
+    monkeypatch.setattr(pack_module("core.backends.comfy"), "run_guided", refuse)
+    return comfy.NODE_CLASS_MAPPINGS
+
+
+@pytest.fixture(autouse=True)
+def forget_recent_lora_trainings():
+    """LoRA Identity Tune keeps its last trainings in memory (a save_name change does not retrain); the tiny models
+    are seeded, so without this a test could be served another test's training."""
+    for name, module in list(sys.modules.items()):
+        if name.endswith("nodes.lora_file") and "drag-diffedit" in name:
+            module._recent.clear()
+    yield

@@ -1,29 +1,13 @@
 """Bad input is refused with a clear message before any model call."""
-import sys
-
 import pytest
 import torch
 
-
-def pack_module(suffix):
-    """One of the pack's modules as ComfyUI imported it (under the custom-node folder's name)."""
-    return next(m for name, m in sys.modules.items() if name.endswith(suffix) and "drag-diffedit" in name)
-
-
-@pytest.fixture
-def no_model_calls(comfy, monkeypatch):
-    backend = pack_module("core.backends.comfy")
-
-    def refuse(*args, **kwargs):
-        raise AssertionError("the model was called before the input was checked")
-
-    monkeypatch.setattr(backend, "run_guided", refuse)
-    return comfy.NODE_CLASS_MAPPINGS
+from .pack import hand_made_trajectory
 
 
 def test_mask_of_another_size(tiny, no_model_calls):
     model = tiny.make_model("sd1")
-    trajectory = _trajectory(tiny, no_model_calls, model)
+    trajectory = hand_made_trajectory(model)
     with pytest.raises(ValueError, match="mask is 100x100 px but the latent is 16x16"):
         no_model_calls["DragEdit_MaskedDDIMDecode"].execute(model, tiny.conditioning(), tiny.conditioning(), 5.0,
                                                             trajectory, torch.ones(1, 100, 100))
@@ -31,20 +15,68 @@ def test_mask_of_another_size(tiny, no_model_calls):
 
 def test_mask_batch_that_does_not_broadcast(tiny, no_model_calls):
     model = tiny.make_model("sd1")
-    trajectory = _trajectory(tiny, no_model_calls, model)
+    trajectory = hand_made_trajectory(model)
     with pytest.raises(ValueError, match="mask batch 3 does not match the latent batch 1"):
         no_model_calls["DragEdit_MaskedDDIMDecode"].execute(model, tiny.conditioning(), tiny.conditioning(), 5.0,
                                                             trajectory, torch.ones(3, 128, 128))
 
 
 def test_trajectory_from_another_kind_of_model(tiny, no_model_calls):
-    trajectory = _trajectory(tiny, no_model_calls, tiny.make_model("sd1"))
+    decode = no_model_calls["DragEdit_MaskedDDIMDecode"].execute
+    trajectory, mask = hand_made_trajectory(tiny.make_model("sd1")), torch.ones(1, 128, 128)
+    cond = tiny.conditioning()
     with pytest.raises(ValueError, match="different kind of model.*latent_format: SD15 vs SDXL"):
-        no_model_calls["DragEdit_MaskedDDIMDecode"].execute(tiny.make_model("sdxl"), tiny.conditioning(),
-                                                            tiny.conditioning(), 5.0, trajectory, torch.ones(1, 128, 128))
+        decode(tiny.make_model("sdxl"), cond, cond, 5.0, trajectory, mask)
     with pytest.raises(ValueError, match="model_type: EPS vs V_PREDICTION"):
-        no_model_calls["DragEdit_MaskedDDIMDecode"].execute(tiny.make_model("sd1-v"), tiny.conditioning(),
-                                                            tiny.conditioning(), 5.0, trajectory, torch.ones(1, 128, 128))
+        decode(tiny.make_model("sd1-v"), cond, cond, 5.0, trajectory, mask)
+
+
+def sampling_patched(model, sampling):
+    from comfy_extras.nodes_model_advanced import ModelSamplingDiscrete
+
+    return ModelSamplingDiscrete().patch(model, sampling, False)[0]
+
+
+@pytest.mark.parametrize("node_id", ["DragEdit_MaskedDDIMDecode", "DragEdit_LatentMasaCtrlDenoise",
+                                     "DragEdit_DragLatentOptimize"])
+def test_eps_trajectory_with_the_checkpoint_patched_to_v_prediction_and_back(tiny, no_model_calls, node_id):
+    """ModelSamplingDiscrete changes what the model predicts, so a trajectory of the unpatched model is not its."""
+    cond, image = tiny.conditioning(), torch.rand(1, 128, 128, 3)
+    points = '[{"handle": [10, 10], "target": [20, 20]}]'
+    for made_with, used_with, message in (("sd1", "v_prediction", "model_type: EPS vs V_PREDICTION"),
+                                          ("sd1-v", "eps", "model_type: V_PREDICTION vs EPS")):
+        base = tiny.make_model(made_with)
+        trajectory, patched = hand_made_trajectory(base), sampling_patched(base, used_with)
+        node = no_model_calls[node_id]
+        with pytest.raises(ValueError, match=message):
+            if node_id == "DragEdit_MaskedDDIMDecode":
+                node.execute(patched, cond, cond, 5.0, trajectory, torch.ones(1, 128, 128))
+            elif node_id == "DragEdit_LatentMasaCtrlDenoise":
+                node.execute(patched, cond, trajectory, {"samples": trajectory.latents[-1]}, 0, -1, 1.0)
+            else:
+                node.execute(patched, cond, trajectory, image, points, 5, 0.01, 0.1, 1.0, -1, 1, 3)
+        # The same patch on both sides is accepted (it fails later, at the refused model call).
+        with pytest.raises(AssertionError, match="the model was called"):
+            no_model_calls["DragEdit_MaskedDDIMDecode"].execute(
+                patched, cond, cond, 5.0, hand_made_trajectory(patched), torch.ones(1, 128, 128))
+
+
+@pytest.mark.parametrize("wired, value", [("model", {"a": 1}), ("model", "v1-5.safetensors"),
+                                          ("trajectory", {"latents": []}), ("trajectory", "trajectory")])
+def test_literal_where_a_model_or_trajectory_belongs(tiny, no_model_calls, wired, value):
+    model, cond = tiny.make_model("sd1"), tiny.conditioning()
+    inputs = dict(model=model, positive=cond, negative=cond, cfg=5.0, trajectory=hand_made_trajectory(model),
+                  mask=torch.ones(1, 128, 128))
+    inputs[wired] = value
+    expected = "MODEL from a loader node" if wired == "model" else "INVERSION_TRAJECTORY output of DDIM Inversion"
+    with pytest.raises(ValueError, match=f"{wired} must be .*{expected}"):
+        no_model_calls["DragEdit_MaskedDDIMDecode"].execute(**inputs)
+
+
+def test_latent_with_the_wrong_channel_count(tiny, no_model_calls):
+    with pytest.raises(ValueError, match="latent has 16 channels but this model expects 4"):
+        no_model_calls["DragEdit_DDIMInversion"].execute(tiny.make_model("sd1"), {"samples": torch.zeros(1, 16, 8, 8)},
+                                                         steps=10, strength=0.5, cfg=1.0)
 
 
 def test_empty_conditioning(tiny, no_model_calls):
@@ -87,11 +119,3 @@ def test_strength_edges(comfy, tiny):
         _, full = inversion.execute(model, latent, steps=5, strength=1.0, cfg=1.0).args
     table = model.get_model_object("model_sampling").sigmas
     assert len(full.latents) == 6 and float(full.sigmas[-1]) == pytest.approx(float(table[801]))
-
-
-def _trajectory(tiny, nodes, model):  # noqa: ARG001 - same call shape as the tests
-    # A hand-made trajectory with the model's signature: building one needs no model call.
-    trajectory_module, backend = pack_module("nodes.trajectory"), pack_module("core.backends.comfy")
-    latents = tuple(torch.randn(1, 4, 16, 16) for _ in range(3))
-    return trajectory_module.InversionTrajectory(latents=latents, sigmas=torch.tensor([0.03, 0.5, 1.0]), steps=4,
-                                                strength=0.5, cfg=1.0, model_signature=backend.model_signature(model))

@@ -7,6 +7,7 @@ import gc
 import pytest
 import torch
 
+from .pack import pack_module
 from .test_drag_nodes import IMAGE_PX, drag, image, invert, masactrl
 
 
@@ -131,8 +132,6 @@ def test_the_recording_is_not_reused_for_another_image_model_or_step_count(comfy
 
 
 def test_the_drag_backpropagates_through_the_loaded_weights_without_copying_them(comfy, tiny, monkeypatch):
-    from .test_drag_nodes import pack_module
-
     private = pack_module("core.backends.comfy_unet").PrivateUNet
     views = []
     materialize = private.materialize

@@ -53,7 +53,8 @@ def test_zero_mask_returns_encoded_latent_exactly(comfy, tiny):
     model = tiny.make_model("sd1")
     latent, cond = tiny.latent(), tiny.conditioning()
     with torch.inference_mode():
-        _, trajectory = node(comfy, "DragEdit_DDIMInversion").execute(model, latent, steps=8, strength=0.5, cfg=1.0).args
+        inversion = node(comfy, "DragEdit_DDIMInversion")
+        _, trajectory = inversion.execute(model, latent, steps=8, strength=0.5, cfg=1.0).args
         (out,) = node(comfy, "DragEdit_MaskedDDIMDecode").execute(
             model, cond, cond, 5.0, trajectory, torch.zeros(1, 128, 128)).args
     assert torch.equal(out["samples"], latent["samples"])
@@ -62,8 +63,9 @@ def test_zero_mask_returns_encoded_latent_exactly(comfy, tiny):
 def test_comfy_and_diffusers_backends_invert_alike(comfy, tiny):
     """The same core on ComfyUI's UNet and on diffusers' UNet with converted weights."""
     pytest.importorskip("diffusers")
-    import comfy.utils as cu
     from diffusers import UNet2DConditionModel
+
+    import comfy.utils as cu
 
     from core.backends.diffusers_unet import DiffusersUNetDenoiser
     from core.ddim import ddim_invert

@@ -4,14 +4,14 @@ import json
 import pytest
 import torch
 
-from .test_bad_input import _trajectory, no_model_calls, pack_module  # noqa: F401 - fixture
+from .pack import hand_made_trajectory
 
 GOOD = json.dumps([{"handle": [10, 10], "target": [20, 20]}])
 
 
 def drag(nodes, tiny, points=GOOD, picture=None, mask=None, latent=None, model=None, trajectory=None):
     model = model or tiny.make_model("sd1")
-    trajectory = trajectory or _trajectory(tiny, nodes, model)
+    trajectory = trajectory or hand_made_trajectory(model)
     picture = torch.rand(1, 128, 128, 3) if picture is None else picture
     return nodes["DragEdit_DragLatentOptimize"].execute(
         model, tiny.conditioning(), trajectory, picture, points, 5, 0.01, 0.1, 1.0, -1, 1, 3,
@@ -27,7 +27,7 @@ def drag(nodes, tiny, points=GOOD, picture=None, mask=None, latent=None, model=N
     (json.dumps([{"handle": [10, 10], "target": [20, "a"]}]), "pair 1 target must be two finite numbers"),
     (json.dumps([{"handle": [10, 10], "target": [20, 20]}, {"handle": [140, 10], "target": [20, 20]}]),
      "pair 2 handle \\(140, 10\\) is outside the 128x128 image"),
-    (json.dumps([{"handle": [10, -1], "target": [20, 20]}]), "outside the 128x128 image"),
+    (json.dumps([{"handle": [10, -1], "target": [20, 20]}]), "handle \\(10, -1\\) is negative"),
 ])
 def test_bad_points(tiny, no_model_calls, points, message):
     with pytest.raises(ValueError, match=message):
@@ -45,7 +45,7 @@ def test_latent_that_does_not_match_the_trajectory(tiny, no_model_calls):
     model = tiny.make_model("sd1")
     with pytest.raises(ValueError, match="does not match the trajectory's"):
         no_model_calls["DragEdit_LatentMasaCtrlDenoise"].execute(
-            model, tiny.conditioning(), _trajectory(tiny, no_model_calls, model),
+            model, tiny.conditioning(), hand_made_trajectory(model),
             {"samples": torch.zeros(1, 4, 8, 8)}, 0, -1, 1.0)
 
 
@@ -55,14 +55,14 @@ def test_image_that_is_not_the_encoded_one(tiny, no_model_calls):
 
 
 def test_trajectory_from_another_model(tiny, no_model_calls):
-    trajectory = _trajectory(tiny, no_model_calls, tiny.make_model("sd1"))
+    trajectory = hand_made_trajectory(tiny.make_model("sd1"))
     with pytest.raises(ValueError, match="different kind of model"):
         drag(no_model_calls, tiny, model=tiny.make_model("sd1-v"), trajectory=trajectory)
 
 
 def test_out_of_range_layer_block_and_step(tiny, no_model_calls):
     model = tiny.make_model("sd1")
-    trajectory = _trajectory(tiny, no_model_calls, model)
+    trajectory = hand_made_trajectory(model)
     masactrl = no_model_calls["DragEdit_LatentMasaCtrlDenoise"]
     latent = {"samples": torch.zeros(1, 4, 16, 16)}
     with pytest.raises(ValueError, match="start_layer 99 is out of range: this UNet has"):

@@ -5,6 +5,8 @@ import json
 import pytest
 import torch
 
+from .pack import pack_module
+
 IMAGE_PX = 128  # tiny latents are 16x16
 POINTS = json.dumps([{"handle": [40, 44], "target": [64, 60]}, {"handle": [100, 96], "target": [90, 80]}])
 
@@ -55,11 +57,6 @@ def test_drag_pipeline_under_inference_mode(comfy, tiny, kind):
     pairs = json.loads(tracked)
     assert [p["target"] for p in pairs] == [p["target"] for p in json.loads(POINTS)]
     assert edited["samples"].shape == latent["samples"].shape and torch.isfinite(edited["samples"]).all()
-
-
-def pack_module(suffix):
-    import sys
-    return next(m for name, m in sys.modules.items() if name.endswith(suffix) and "drag-diffedit" in name)
 
 
 def plain_ddim(model, cond, trajectory, cfg=1.0, negative=None):

@@ -8,36 +8,28 @@ playwright-core and prints a JSON summary of its checks.
 Skipped (with the reason) without COMFYUI_PATH, node, web/node_modules/playwright-core,
 the comfyui-frontend-package or chromium; with CI=true, a missing chromium fails instead.
 """
-import importlib.util
 import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
+from . import server
+
 PACK_ROOT = Path(__file__).resolve().parents[2]
-PACK_NAME = "comfyui-drag-diffedit"
 SCRIPT = PACK_ROOT / "web" / "tests" / "frontend" / "point_editor_frontend.mjs"
-COMFYUI_PATH = os.environ.get("COMFYUI_PATH")
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 IMAGE_SIZE = (512, 384)
-SERVER_START_TIMEOUT = 120
 SCRIPT_TIMEOUT = 120
 
 
 def _missing_requirement():
     """The reason this test cannot run here, or None."""
-    if not COMFYUI_PATH or not (Path(COMFYUI_PATH) / "main.py").is_file():
-        return "needs a ComfyUI checkout: set COMFYUI_PATH=/path/to/ComfyUI"
-    if importlib.util.find_spec("comfyui_frontend_package") is None:
-        return f"the ComfyUI frontend is not installed in {sys.executable} (pip install comfyui-frontend-package)"
+    reason = server.missing_requirement()
+    if reason:
+        return reason
     if shutil.which("node") is None:
         return "needs Node.js (`node`) to drive the browser"
     if not (PACK_ROOT / "web" / "node_modules" / "playwright-core").is_dir():
@@ -48,12 +40,6 @@ def _missing_requirement():
             pytest.fail(f"CI=true: {message}", pytrace=False)
         return message
     return None
-
-
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def write_picture(path):
@@ -102,66 +88,16 @@ def write_picture(path):
     img.filter(ImageFilter.GaussianBlur(0.6)).save(path)
 
 
-def _wait_for_server(url, proc, log_path):
-    deadline = time.monotonic() + SERVER_START_TIMEOUT
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"ComfyUI exited with {proc.returncode} while starting; log:\n{_tail(log_path)}", pytrace=False)
-        try:
-            with urllib.request.urlopen(url + "object_info/DragEdit_DragLatentOptimize", timeout=2) as res:
-                if b"DragEdit_DragLatentOptimize" in res.read():
-                    return
-        except OSError:
-            pass
-        time.sleep(0.5)
-    pytest.fail(f"ComfyUI did not serve the pack within {SERVER_START_TIMEOUT}s; log:\n{_tail(log_path)}", pytrace=False)
-
-
-def _tail(path, lines=40):
-    try:
-        return "\n".join(Path(path).read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
-
-
-def _stop(proc):
-    if proc.poll() is not None:
-        return
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=15)
-    except (ProcessLookupError, subprocess.TimeoutExpired):
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        proc.wait(timeout=15)
-
-
 @pytest.fixture(scope="module")
 def comfy_server(tmp_path_factory):
     reason = _missing_requirement()
     if reason:
         pytest.skip(reason)
     base = tmp_path_factory.mktemp("comfy-frontend")
-    for sub in ("custom_nodes", "input", "output", "temp", "user", "models"):
-        (base / sub).mkdir()
-    (base / "custom_nodes" / PACK_NAME).symlink_to(PACK_ROOT, target_is_directory=True)
+    (base / "input").mkdir()
     write_picture(base / "input" / "scene.png")
-    port = _free_port()
-    log_path = base / "server.log"
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(port),
-             "--base-directory", str(base), "--database-url", "sqlite:///:memory:", "--disable-api-nodes"],
-            cwd=COMFYUI_PATH, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-    try:
-        url = f"http://127.0.0.1:{port}/"
-        _wait_for_server(url, proc, log_path)
-        yield {"url": url, "base": base, "log": log_path}
-    finally:
-        _stop(proc)
+    with server.comfy_server(base) as running:
+        yield running
 
 
 def test_point_editor_in_real_frontend(comfy_server):

@@ -1,17 +1,17 @@
 """LoRA Identity Tune inside real ComfyUI: the saved file goes through the stock LoRA loader unchanged."""
 import logging
-import sys
+import os
+import time
+from pathlib import Path
 
 import pytest
 import torch
 
+from .pack import pack_module
+
 NODE_ID = "DragEdit_LoRAIdentityTune"
 TARGETS = (".to_q", ".to_k", ".to_v", ".to_out.0")
 FAST = dict(steps=4, learning_rate=5e-2, rank=4, batch_size=2, training_seed=0)  # big lr: lora_up moves away from 0
-
-
-def pack_module(suffix):
-    return next(m for name, m in sys.modules.items() if name.endswith(suffix) and "drag-diffedit" in name)
 
 
 def tune(comfy, model, cond, latent, save_name="", overwrite=False, **settings):
@@ -34,8 +34,9 @@ def denoised(model, cond, latent, sigma=2.0):
 
 
 def assert_shared_unet_untouched(model, weights_before):
-    from comfy import model_management
     from peft.tuners.lora import LoraLayer
+
+    from comfy import model_management
 
     model_management.unload_all_models()  # take back weight patches baked in by loading
     unet = model.model.diffusion_model
@@ -53,8 +54,9 @@ def test_node_is_registered_with_tooltips(comfy):
 
 @pytest.mark.parametrize("kind", ["sd1", "sd1-v", "sdxl"])
 def test_tuned_model_equals_the_saved_file_through_the_stock_loader(comfy, tiny, kind, caplog):
-    from comfy import lora as comfy_lora, utils as comfy_utils
     import folder_paths
+    from comfy import lora as comfy_lora
+    from comfy import utils as comfy_utils
 
     model, cond, latent = tiny.make_model(kind), tiny.conditioning(kind), tiny.latent(size=8)
     inputs_before = tiny.snapshot((latent, cond))
@@ -87,8 +89,9 @@ def test_tuned_model_equals_the_saved_file_through_the_stock_loader(comfy, tiny,
 
 
 def test_cancel_mid_training_leaves_everything_untouched(comfy, tiny, monkeypatch):
-    from comfy import model_management, utils as comfy_utils
     import folder_paths
+    from comfy import model_management
+    from comfy import utils as comfy_utils
 
     model, cond, latent = tiny.make_model("sd1"), tiny.conditioning(), tiny.latent(size=8)
     weights_before = {k: v.clone() for k, v in model.model.diffusion_model.state_dict().items()}
@@ -124,39 +127,132 @@ def test_names_that_escape_the_folder_are_refused(tiny, no_training, name):
         tune(no_training, tiny.make_model("sd1"), tiny.conditioning(), tiny.latent(size=8), save_name=name)
 
 
-def test_existing_file_is_kept_unless_overwrite(tiny, no_training, monkeypatch):
+def _lora_folder():
     import folder_paths
 
-    path = folder_paths.get_folder_paths("loras")[0] + "/comfyui-drag-diffedit/keep.safetensors"
-    import os
+    return Path(folder_paths.get_folder_paths("loras")[0]) / "comfyui-drag-diffedit"
 
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "wb") as f:
-        f.write(b"not a lora")
-    with pytest.raises(ValueError, match="keep.safetensors already exists: choose another save_name, or enable "
-                                         "overwrite"):
-        tune(no_training, tiny.make_model("sd1"), tiny.conditioning(), tiny.latent(size=8), save_name="keep")
-    with open(path, "rb") as f:
-        assert f.read() == b"not a lora"
 
-    monkeypatch.undo()  # now let it train
+def _forget_recent_trainings():
+    pack_module("nodes.lora_file")._recent.clear()  # as after a restart: only the file remains
+
+
+def test_a_file_it_did_not_write_is_never_replaced(tiny, no_training):
+    path = _lora_folder() / "keep.safetensors"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"not a lora")
+    for overwrite in (False, True):
+        with pytest.raises(ValueError, match="keep.safetensors already exists .* not written by LoRA Identity Tune"):
+            tune(no_training, tiny.make_model("sd1"), tiny.conditioning(), tiny.latent(size=8), save_name="keep",
+                 overwrite=overwrite)
+    assert path.read_bytes() == b"not a lora"
+
+
+def test_requeue_loads_the_identical_training_and_refuses_another(comfy, tiny, monkeypatch, caplog):
+    """Same model, image, prompt and settings: the saved file is loaded, no training (ComfyUI's cache evicted)."""
     from comfy import utils as comfy_utils
 
-    _, name = tune(no_training, tiny.make_model("sd1"), tiny.conditioning(), tiny.latent(size=8), save_name="keep",
-                   overwrite=True, steps=1)
-    assert name == "comfyui-drag-diffedit/keep.safetensors"
-    assert len(comfy_utils.load_torch_file(path, safe_load=True)) == 3 * len(lora_modules(tiny.make_model("sd1")))
-    assert not [f for f in os.listdir(os.path.dirname(path)) if f.endswith(".tmp")]
+    model, cond, latent = tiny.make_model("sd1"), tiny.conditioning(), tiny.latent(size=8)
+    path = _lora_folder() / "requeue" / "same.safetensors"
+    started = time.perf_counter()
+    first, name = tune(comfy, model, cond, latent, save_name="requeue/same", steps=3)
+    trained_s = time.perf_counter() - started
+    saved = path.read_bytes()
+    _forget_recent_trainings()
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("trained again")
+
+    monkeypatch.setattr(pack_module("core.backends.comfy"), "run_guided", refuse)
+    started = time.perf_counter()
+    with caplog.at_level(logging.INFO):
+        again, name_again = tune(comfy, model, cond, latent, save_name="requeue/same", steps=3)
+    loaded_s = time.perf_counter() - started
+    assert name_again == name and path.read_bytes() == saved
+    assert "holds this training's result; loaded, not trained" in caplog.text
+    logging.getLogger(__name__).info("trained in %.2f s, loaded in %.2f s", trained_s, loaded_s)
+    assert set(again.patches) == set(first.patches)
+    for key in first.patches:
+        assert torch.equal(again.patches[key][0][1].weights[0], first.patches[key][0][1].weights[0])
+
+    # Another setting (or image, prompt, model) is another training: refused before training, file untouched.
+    for changed in (dict(steps=4), dict(training_seed=1)):
+        with pytest.raises(ValueError, match="holds a LoRA trained from other inputs"):
+            tune(comfy, model, cond, latent, save_name="requeue/same", **dict(dict(steps=3), **changed))
+    with pytest.raises(ValueError, match="holds a LoRA trained from other inputs"):
+        tune(comfy, model, tiny.conditioning(seed=7), latent, save_name="requeue/same", steps=3)
+    assert path.read_bytes() == saved
+    assert len(comfy_utils.load_torch_file(str(path), safe_load=True)) == 3 * len(lora_modules(model))
+
+
+def test_changing_only_save_name_does_not_train_again(comfy, tiny, monkeypatch):
+    model, cond, latent = tiny.make_model("sd1"), tiny.conditioning(seed=11), tiny.latent(size=8)
+    tune(comfy, model, cond, latent, save_name="renamed/a", steps=2)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("trained again")
+
+    monkeypatch.setattr(pack_module("core.backends.comfy"), "run_guided", refuse)
+    _, name = tune(comfy, model, cond, latent, save_name="renamed/b", steps=2)
+    assert name == "comfyui-drag-diffedit/renamed/b.safetensors"
+    folder = _lora_folder() / "renamed"
+    from safetensors.torch import load_file
+
+    a, b = load_file(str(folder / "a.safetensors")), load_file(str(folder / "b.safetensors"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_overwrite_replaces_its_own_file_and_clears_stale_temp_files(comfy, tiny):
+    model, cond, latent = tiny.make_model("sd1"), tiny.conditioning(seed=12), tiny.latent(size=8)
+    folder = _lora_folder() / "overwrite"
+    tune(comfy, model, cond, latent, save_name="overwrite/mine", steps=1)
+    before = (folder / "mine.safetensors").read_bytes()
+    stale, fresh = folder / ".killed.safetensors.tmp", folder / ".saving-now.safetensors.tmp"
+    stale.write_bytes(b"half")
+    fresh.write_bytes(b"half")
+    os.utime(stale, (time.time() - 7200, time.time() - 7200))
+    tune(comfy, model, cond, latent, save_name="overwrite/mine", steps=2, overwrite=True)
+    assert (folder / "mine.safetensors").read_bytes() != before
+    assert not stale.exists() and fresh.exists(), "only temp files of saves killed long ago are removed"
+
+
+@pytest.mark.parametrize("case, message", [("long", "is too long"), ("deep", "is too long"),
+                                           ("folder", "is a folder"), ("file-in-the-way", "a-file is a file")])
+def test_bad_save_names_are_refused_before_training(tiny, no_training, case, message):
+    folder = _lora_folder()
+    folder.mkdir(parents=True, exist_ok=True)
+    if case == "long":
+        name = "new-folder/" + "x" * 300
+    elif case == "deep":
+        name = "/".join(["d"] * 1000)
+    elif case == "folder":
+        (folder / "a-folder.safetensors").mkdir(exist_ok=True)
+        name = "a-folder"
+    else:
+        (folder / "a-file").write_bytes(b"")
+        name = "a-file/lora"
+    with pytest.raises(ValueError, match=message):
+        tune(no_training, tiny.make_model("sd1"), tiny.conditioning(), tiny.latent(size=8), save_name=name)
+    assert not (folder / "new-folder").exists() and not (folder / "d").exists()
+
+
+def test_saved_metadata_states_the_patched_prediction(comfy, tiny):
+    """ModelSamplingDiscrete turns the eps checkpoint into a v-prediction model: the LoRA is trained and saved as v."""
+    from comfy_extras.nodes_model_advanced import ModelSamplingDiscrete
+
+    patched = ModelSamplingDiscrete().patch(tiny.make_model("sd1"), "v_prediction", False)[0]
+    tune(comfy, patched, tiny.conditioning(), tiny.latent(size=8), save_name="patched-v", steps=1)
+    metadata = pack_module("nodes.lora_file").read_metadata(_lora_folder() / "patched-v.safetensors")
+    assert metadata["prediction"] == "v_prediction" and metadata["trained_by"].startswith("comfyui-drag-diffedit")
 
 
 def test_batch_of_two_and_unsupported_prediction_are_refused(tiny, no_training):
-    from comfy.model_base import ModelType
-
     with pytest.raises(ValueError, match="learns one image: the latent has a batch of 2"):
         tune(no_training, tiny.make_model("sd1"), tiny.conditioning(), tiny.latent(batch=2, size=8))
-    model = tiny.make_model("sd1")
-    model.model.model_type = ModelType.EDM
-    with pytest.raises(ValueError, match="supports eps- and v-prediction models; this one is EDM"):
+    from comfy_extras.nodes_model_advanced import ModelSamplingDiscrete
+
+    model = ModelSamplingDiscrete().patch(tiny.make_model("sd1"), "x0", False)[0]
+    with pytest.raises(ValueError, match="supports eps- and v-prediction models; this one is X0"):
         tune(no_training, model, tiny.conditioning(), tiny.latent(size=8))
 
 

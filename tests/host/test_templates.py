@@ -1,0 +1,51 @@
+"""The shipped templates as a new user meets them: a stock ComfyUI with its stock input/example.png.
+
+Each template is queued over HTTP exactly as opened (the checkpoint it names is a placeholder file: validation only
+lists names) and must be accepted; the template browser lists the three and serves their thumbnails.
+"""
+import json
+import shutil
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from . import server
+from .test_queue_time import _get, _post_prompt
+from .workflow_api import to_api_prompt
+
+WORKFLOWS = Path(__file__).resolve().parents[2] / "workflows"
+NAMES = ["diffedit", "drag_real_image", "drag_generated_image"]
+
+
+@pytest.fixture(scope="module")
+def stock(tmp_path_factory):
+    reason = server.missing_requirement()
+    if reason:
+        pytest.skip(reason)
+    example = Path(server.COMFYUI_PATH) / "input" / "example.png"
+    if not example.is_file():
+        pytest.skip(f"the ComfyUI checkout has no stock {example}")
+    base = tmp_path_factory.mktemp("comfy-stock")
+    (base / "input").mkdir()
+    shutil.copy(example, base / "input" / "example.png")
+    (base / "models" / "checkpoints").mkdir(parents=True)
+    (base / "models" / "checkpoints" / "v1-5-pruned-emaonly.safetensors").write_bytes(b"placeholder")
+    with server.comfy_server(base) as started:
+        yield started
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_template_queues_as_opened(stock, comfy, name):
+    prompt = to_api_prompt(json.loads((WORKFLOWS / f"{name}.json").read_text()), comfy.NODE_CLASS_MAPPINGS)
+    status, body = _post_prompt(stock["url"], prompt)
+    assert status == 200, body
+    assert body["node_errors"] == {}
+
+
+def test_template_browser_lists_them_with_thumbnails(stock):
+    listed = _get(stock["url"] + "workflow_templates")
+    assert sorted(listed[server.PACK_NAME]) == sorted(NAMES)
+    for name in NAMES:
+        with urllib.request.urlopen(f"{stock['url']}api/workflow_templates/{server.PACK_NAME}/{name}.jpg") as res:
+            assert res.status == 200 and res.read(3) == b"\xff\xd8\xff"  # a JPEG
