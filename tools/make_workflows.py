@@ -47,7 +47,7 @@ LOAD_IMAGE = {"id": 2, "type": "LoadImage", "pos": [20, 260], "size": [315, 320]
 SIZE = 512
 PICTURE = "a child's drawing of a smiling girl with yellow hair in a pink dress, arms stretched out, standing on " \
           "green grass under a blue sky with white clouds"
-SCALE = {"id": 15, "type": "ImageScale", "pos": [20, 600], "widgets": ["lanczos", SIZE, SIZE, "disabled"],
+SCALE = {"id": 15, "type": "ImageScale", "pos": [20, 720], "widgets": ["lanczos", SIZE, SIZE, "disabled"],
          "title": "Work at 512x512", "inputs": {"image": ("IMAGE", 2, 0)}, "outputs": [("IMAGE", "IMAGE")]}
 
 
@@ -128,11 +128,11 @@ def arm_mask() -> list[dict]:
     """An editable box (1) on a kept 512x512 field (0), from stock nodes; a painted mask of the same size works too."""
     x, y, width, height = ARM_BOX
     return [
-        {"id": 16, "type": "SolidMask", "pos": [20, 980], "widgets": [0.0, SIZE, SIZE], "title": "Kept (0)",
+        {"id": 16, "type": "SolidMask", "pos": [20, 1120], "widgets": [0.0, SIZE, SIZE], "title": "Kept (0)",
          "outputs": [("MASK", "MASK")]},
-        {"id": 17, "type": "SolidMask", "pos": [20, 1120], "widgets": [1.0, width, height], "title": "Editable (1)",
+        {"id": 17, "type": "SolidMask", "pos": [20, 1280], "widgets": [1.0, width, height], "title": "Editable (1)",
          "outputs": [("MASK", "MASK")]},
-        {"id": 18, "type": "MaskComposite", "pos": [380, 980], "widgets": [x, y, "add"], "title": "Drag mask",
+        {"id": 18, "type": "MaskComposite", "pos": [380, 1120], "widgets": [x, y, "add"], "title": "Drag mask",
          "inputs": {"destination": ("MASK", 16, 0), "source": ("MASK", 17, 0)}, "outputs": [("MASK", "MASK")]},
     ]
 
@@ -141,14 +141,14 @@ def drag_real_image() -> dict:
     """LoadImage -> 512x512 -> LoRA Identity Tune -> DDIM Inversion -> drag (with a mask) -> MasaCtrl -> save."""
     return build([
         CHECKPOINT, LOAD_IMAGE, SCALE, *arm_mask(),
-        {"id": 3, "type": "VAEEncode", "pos": [20, 760], "inputs": {"pixels": ("IMAGE", 15, 0), "vae": ("VAE", 1, 2)},
+        {"id": 3, "type": "VAEEncode", "pos": [20, 920], "inputs": {"pixels": ("IMAGE", 15, 0), "vae": ("VAE", 1, 2)},
          "outputs": [("LATENT", "LATENT")]},
         text(4, [380, 40], PICTURE, "Prompt (describes the image)"),
         {"id": 5, "type": "DragEdit_LoRAIdentityTune", "pos": [380, 260], "size": [320, 280],
          "widgets": [80, 0.0005, 16, 4, 0, "", False],
          "inputs": {"model": ("MODEL", 1, 0), "positive": ("CONDITIONING", 4, 0), "latent": ("LATENT", 3, 0)},
          "outputs": [("MODEL", "MODEL"), ("lora_name", "STRING")]},
-        {"id": 6, "type": "DragEdit_DDIMInversion", "pos": [380, 580], "widgets": [50, 0.7, 1.0],
+        {"id": 6, "type": "DragEdit_DDIMInversion", "pos": [380, 680], "widgets": [50, 0.7, 1.0],
          "inputs": {"model": ("MODEL", 5, 0), "latent": ("LATENT", 3, 0), "positive": ("CONDITIONING", 4, 0)},
          "outputs": [("latent", "LATENT"), ("trajectory", "INVERSION_TRAJECTORY")]},
         *drag_tail(7, model=(5, 0), positive=(4, 0), negative=None, trajectory=(6, 1), image=(15, 0), mask=(18, 0),

@@ -17,6 +17,9 @@ const MIN_WIDTH = 320;
 // workflow undo, combo edits, Vue-rendered nodes) without patching frontend internals.
 const POLL_MS = 400;
 const MAX_REROUTE_HOPS = 16;
+// Stock resize nodes the editor looks through: it shows the source picture, in the resized image's pixels
+// (what the drag receives), when the aspect ratio is kept. The templates scale example.png to 512x512 this way.
+const RESIZE_NODES = new Set(["ImageScale"]);
 
 const editorStates = new WeakMap();
 
@@ -57,21 +60,44 @@ function linkedNode(node, slot) {
   return link ? node.graph.getNodeById?.(link.origin_id) ?? null : null;
 }
 
-/** Node feeding our `image` input, looking through legacy Reroute nodes. */
-function upstreamNode(node) {
-  let source = linkedNode(node, node.inputs?.findIndex((input) => input.name === IMAGE_INPUT) ?? -1);
+/** Node feeding `node`'s input called `name`, looking through legacy Reroute nodes. */
+function upstreamNode(node, name = IMAGE_INPUT) {
+  let source = linkedNode(node, node.inputs?.findIndex((input) => input.name === name) ?? -1);
   for (let hop = 0; source && source.type === "Reroute" && hop < MAX_REROUTE_HOPS; hop++) {
     source = linkedNode(source, 0);
   }
   return source;
 }
 
-/** Where the upstream picture can be found: { key, url } or { key, element } or null. */
+function widgetValue(node, name) {
+  return node.widgets?.find((w) => w.name === name)?.value;
+}
+
+/** The size a resize node makes of a picture of `size` (0 keeps the aspect, as ImageScale does). */
+function resizedSize(resize, size) {
+  let width = Number(widgetValue(resize, "width")) || 0;
+  let height = Number(widgetValue(resize, "height")) || 0;
+  if (!width && !height) return size;
+  if (!width) width = Math.round((size.width * height) / size.height);
+  if (!height) height = Math.round((size.height * width) / size.width);
+  return { width, height };
+}
+
+/** Where the upstream picture can be found: { key, url, resize? } or { key, element } or null. */
 function upstreamImage(node) {
-  const source = upstreamNode(node);
+  let source = upstreamNode(node);
+  let resize = null;
+  if (source && RESIZE_NODES.has(source.type)) {
+    resize = source;
+    source = upstreamNode(resize);
+  }
   if (!source) return null;
   const file = parseImageWidgetValue(source.widgets?.find((w) => w.name === "image")?.value);
-  if (file) return { key: `file:${file.type}/${file.subfolder}/${file.filename}`, url: viewURL(file) };
+  if (file) {
+    const scaled = resize ? `@${widgetValue(resize, "width")}x${widgetValue(resize, "height")}` : "";
+    return { key: `file:${file.type}/${file.subfolder}/${file.filename}${scaled}`, url: viewURL(file), resize };
+  }
+  if (resize) return null; // a generated picture behind a resize: shown after a run, from the backend
   const element = source.imgs?.[source.imageIndex ?? 0] ?? source.imgs?.[0];
   if (element?.src) return { key: `img:${element.src}`, element };
   return null;
@@ -81,12 +107,18 @@ function sameAspect(a, b) {
   return Math.abs(a.width / a.height - b.width / b.height) < 0.01;
 }
 
-function loadPicture(state, url, { keepKnownSize = false } = {}) {
+function loadPicture(state, url, { keepKnownSize = false, resize = null } = {}) {
   const token = ++state.loadToken; // a newer request makes older loads stale
   const img = new Image();
   img.onload = () => {
     if (token !== state.loadToken) return;
-    const size = { width: img.naturalWidth, height: img.naturalHeight };
+    let size = { width: img.naturalWidth, height: img.naturalHeight };
+    if (resize) {
+      const target = resizedSize(resize, size);
+      // A stretched or cropped picture would put the points elsewhere: show it after a run instead.
+      if (!sameAspect(target, size)) return state.editor.setImage(null);
+      size = target;
+    }
     // a backend preview may be downscaled: keep the coordinate space of the input image
     const space = keepKnownSize && state.knownSize && sameAspect(size, state.knownSize) ? state.knownSize : size;
     if (!keepKnownSize) state.knownSize = size;
@@ -104,7 +136,7 @@ function refreshUpstream(state) {
   if (key === state.upstreamKey) return;
   state.upstreamKey = key;
   if (!found) return; // disconnected: keep the last picture, the pairs still refer to it
-  if (found.url) return loadPicture(state, found.url);
+  if (found.url) return loadPicture(state, found.url, { resize: found.resize });
   showElement(state, found.element, ++state.loadToken);
 }
 

@@ -365,6 +365,19 @@ describe("ComfyUI glue against a fake host (editor.html)", () => {
     await writeFile(join(OUT_DIR, "editor_glue.png"), await page.locator("#host").screenshot());
   });
 
+  test("through an ImageScale node: the source picture in the scaled image's pixels", async () => {
+    await state(() => {
+      window.harness.loadImage.widgets[0].value = "gradient.svg [input]";
+      window.harness.connect(window.harness.imageScale);
+    });
+    await waitFor(page, () => window.harness.state().editor.imageSize?.width === 150, undefined, "scaled space");
+    assert.deepEqual(await state(() => window.harness.state().editor.imageSize), { width: 150, height: 100 });
+    assert.ok((await state(() => window.harness.state().editor.image.src)).includes("filename=gradient.svg"));
+    // Another aspect ratio would stretch the picture under the points: nothing is shown until a run.
+    await state(() => { window.harness.imageScale.widgets[2].value = 150; });
+    await waitFor(page, () => window.harness.state().editor.imageSize === null, undefined, "no picture");
+  });
+
   test("onRemoved tears the editor down", async () => {
     assert.equal(await state(() => { window.harness.node.onRemoved(); return window.harness.state() ?? null; }), null);
   });
