@@ -1,7 +1,9 @@
 """A real ComfyUI server (``main.py`` of COMFYUI_PATH) with this pack, for the tests that talk HTTP to it."""
 import contextlib
 import importlib.util
+import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -25,6 +27,40 @@ def missing_requirement():
     if importlib.util.find_spec("comfyui_frontend_package") is None:
         return f"the ComfyUI frontend is not installed in {sys.executable} (pip install comfyui-frontend-package)"
     return None
+
+
+CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+
+
+def browser_missing_requirement():
+    """Why the real frontend cannot be driven here, or None; with CI=true a missing chromium fails instead."""
+    reason = missing_requirement()
+    if reason:
+        return reason
+    if shutil.which("node") is None:
+        return "needs Node.js (`node`) to drive the browser"
+    if not (PACK_ROOT / "web" / "node_modules" / "playwright-core").is_dir():
+        return "needs playwright-core: run `cd web && npm ci`"
+    if not os.access(CHROMIUM, os.X_OK):
+        message = f"needs chromium at {CHROMIUM} (Debian: apt-get install chromium, or set CHROMIUM_PATH)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI=true: {message}", pytrace=False)
+        return message
+    return None
+
+
+def run_frontend_script(script: Path, url: str, *args: str, timeout: int = 180) -> dict:
+    """Run one of web/tests/frontend/*.mjs against ``url``; returns its JSON summary (fails the test on a crash)."""
+    command = ["node", str(script), "--url", url, "--chromium", CHROMIUM, *args]
+    try:
+        run = subprocess.run(command, cwd=PACK_ROOT, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired as error:
+        pytest.fail(f"{script.name} ran over {timeout}s; stderr:\n{error.stderr}", pytrace=False)
+    lines = [line for line in run.stdout.splitlines() if line.startswith("{")]
+    if not lines:
+        pytest.fail(f"{script.name} printed no summary (exit {run.returncode}); stderr:\n{run.stderr[-3000:]}",
+                    pytrace=False)
+    return json.loads(lines[-1])
 
 
 def _free_port():

@@ -9,12 +9,12 @@ from .pack import hand_made_trajectory
 GOOD = json.dumps([{"handle": [10, 10], "target": [20, 20]}])
 
 
-def drag(nodes, tiny, points=GOOD, picture=None, mask=None, latent=None, model=None, trajectory=None):
+def drag(nodes, tiny, points=GOOD, picture=None, mask=None, latent=None, model=None, trajectory=None, cfg=1.0):
     model = model or tiny.make_model("sd1")
     trajectory = trajectory or hand_made_trajectory(model)
     picture = torch.rand(1, 128, 128, 3) if picture is None else picture
     return nodes["DragEdit_DragLatentOptimize"].execute(
-        model, tiny.conditioning(), trajectory, picture, points, 5, 0.01, 0.1, 1.0, -1, 1, 3,
+        model, tiny.conditioning(), trajectory, picture, points, 5, 0.01, 0.1, cfg, -1, 1, 3,
         mask=mask, latent=latent)
 
 
@@ -78,3 +78,9 @@ def test_loadimage_empty_mask_is_no_mask(tiny, no_model_calls):
     """LoadImage without alpha gives a 64x64 zero mask: nothing drawn, not a size error."""
     with pytest.raises(AssertionError, match="the model was called"):  # validation passed, then the model call
         drag(no_model_calls, tiny, mask=torch.zeros(1, 64, 64))
+
+
+def test_linked_cfg_below_one_is_refused_before_the_model(tiny, no_model_calls):
+    """A cfg wired from another node skips the schema's minimum: the node refuses it itself."""
+    with pytest.raises(ValueError, match="cfg 0.5 is below 1"):
+        drag(no_model_calls, tiny, cfg=0.5)

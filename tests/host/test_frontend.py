@@ -9,9 +9,6 @@ Skipped (with the reason) without COMFYUI_PATH, node, web/node_modules/playwrigh
 the comfyui-frontend-package or chromium; with CI=true, a missing chromium fails instead.
 """
 import json
-import os
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -20,26 +17,7 @@ from . import server
 
 PACK_ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = PACK_ROOT / "web" / "tests" / "frontend" / "point_editor_frontend.mjs"
-CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 IMAGE_SIZE = (512, 384)
-SCRIPT_TIMEOUT = 120
-
-
-def _missing_requirement():
-    """The reason this test cannot run here, or None."""
-    reason = server.missing_requirement()
-    if reason:
-        return reason
-    if shutil.which("node") is None:
-        return "needs Node.js (`node`) to drive the browser"
-    if not (PACK_ROOT / "web" / "node_modules" / "playwright-core").is_dir():
-        return "needs playwright-core: run `cd web && npm ci`"
-    if not os.access(CHROMIUM, os.X_OK):
-        message = f"needs chromium at {CHROMIUM} (Debian: apt-get install chromium, or set CHROMIUM_PATH)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI=true: {message}", pytrace=False)
-        return message
-    return None
 
 
 def write_picture(path):
@@ -90,7 +68,7 @@ def write_picture(path):
 
 @pytest.fixture(scope="module")
 def comfy_server(tmp_path_factory):
-    reason = _missing_requirement()
+    reason = server.browser_missing_requirement()
     if reason:
         pytest.skip(reason)
     base = tmp_path_factory.mktemp("comfy-frontend")
@@ -101,15 +79,8 @@ def comfy_server(tmp_path_factory):
 
 
 def test_point_editor_in_real_frontend(comfy_server):
-    cmd = ["node", str(SCRIPT), "--url", comfy_server["url"], "--image", "scene.png",
-           "--width", str(IMAGE_SIZE[0]), "--height", str(IMAGE_SIZE[1]), "--chromium", CHROMIUM]
-    try:
-        run = subprocess.run(cmd, cwd=PACK_ROOT, capture_output=True, text=True, timeout=SCRIPT_TIMEOUT)
-    except subprocess.TimeoutExpired as e:
-        pytest.fail(f"the browser script ran over {SCRIPT_TIMEOUT}s; stderr:\n{e.stderr}", pytrace=False)
-    lines = [line for line in run.stdout.splitlines() if line.startswith("{")]
-    assert lines, f"no JSON from the browser script (exit {run.returncode}); stderr:\n{run.stderr[-4000:]}"
-    summary = json.loads(lines[-1])
+    summary = server.run_frontend_script(SCRIPT, comfy_server["url"], "--image", "scene.png",
+                                         "--width", str(IMAGE_SIZE[0]), "--height", str(IMAGE_SIZE[1]))
     details = json.dumps({k: v for k, v in summary.items() if k != "errors"}, indent=1)[:6000]
 
     assert "exception" not in summary, summary["exception"] + "\n" + details
@@ -131,4 +102,4 @@ def test_point_editor_in_real_frontend(comfy_server):
     for entry in summary["malformed"]:
         assert entry["message"] and not entry["load_error"] and not entry["new_errors"], entry
         assert entry["canvas_draws"] and entry["raw_kept"], entry
-    assert run.returncode == 0, details
+    assert summary["ok"], details

@@ -97,3 +97,14 @@ def test_a_point_outside_the_image_waits_for_the_image(running, prompt):
     points.read_drag_points(json.dumps([{"handle": [5000, 10], "target": [20, 20]}]))  # fine without the image
     with pytest.raises(ValueError, match="is outside the 768x768 image"):
         points.parse_drag_points(json.dumps([{"handle": [5000, 10], "target": [20, 20]}]), (768, 768))
+
+
+def test_drag_cfg_below_one_is_refused_at_queue_time(running, prompt):
+    """The generated-image feature mix weighs by cfg / (2 cfg - 1): 0.5 once divided by zero inside the drag."""
+    broken = json.loads(json.dumps(prompt))
+    node_id = _node_id(broken, DRAG)
+    broken[node_id]["inputs"]["cfg"] = 0.5
+    status, body = _post_prompt(running["url"], broken)
+    assert status == 400 and list(body["node_errors"]) == [node_id], body
+    (error,) = body["node_errors"][node_id]["errors"]
+    assert error["message"] == "Value 0.5 smaller than min of 1.0" and error["details"] == "cfg"

@@ -49,3 +49,16 @@ def test_template_browser_lists_them_with_thumbnails(stock):
     for name in NAMES:
         with urllib.request.urlopen(f"{stock['url']}api/workflow_templates/{server.PACK_NAME}/{name}.jpg") as res:
             assert res.status == 200 and res.read(3) == b"\xff\xd8\xff"  # a JPEG
+
+
+def test_templates_queue_from_the_real_frontend(stock):
+    """Loaded by the frontend's own loader and queued with its Queue path: accepted as opened; the point editor
+    shows the stock picture at the 512x512 the drag receives."""
+    reason = server.browser_missing_requirement()
+    if reason:
+        pytest.skip(reason)
+    summary = server.run_frontend_script(server.PACK_ROOT / "web" / "tests" / "frontend" / "templates_frontend.mjs",
+                                         stock["url"])
+    failed = {name: check.get("detail") for name, check in summary.get("checks", {}).items() if not check["ok"]}
+    assert summary["ok"] and not failed, (failed, summary.get("exception"))
+    assert summary["checks"]["drag_real_image_editor_shows_512px"]["detail"] == {"width": 512, "height": 512}

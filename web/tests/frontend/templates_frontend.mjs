@@ -1,0 +1,90 @@
+#!/usr/bin/env node
+// The shipped templates in the real ComfyUI frontend (driven by tests/host/test_templates.py).
+//
+//   node web/tests/frontend/templates_frontend.mjs --url http://127.0.0.1:8188/ [--chromium /usr/bin/chromium]
+//
+// Needs a running stock ComfyUI with this pack under custom_nodes/, the stock input/example.png, and a file of
+// the checkpoint name the templates use (validation only lists names). Loads each workflows/*.json through the
+// frontend's own loader and presses Queue (app.queuePrompt): the server must accept the prompt as it is (HTTP 200,
+// no node errors). In the real-image template, the point editor must show the picture in 512x512 pixels.
+// Prints one JSON summary on stdout; exit status 0 when every check passed, 1 otherwise, 2 on a setup failure.
+
+import fs from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { NODE_CLASS, exposeEditorState, loadWorkflow, openComfy } from "./comfy_page.mjs";
+
+function arg(name, dflt) {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 && i + 1 < process.argv.length ? process.argv[i + 1] : dflt;
+}
+
+const URL_ = arg("url", process.env.COMFY_URL || "http://127.0.0.1:8188/");
+const CHROMIUM = arg("chromium", process.env.CHROMIUM_PATH || "/usr/bin/chromium");
+const WORKFLOWS = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..", "..", "workflows");
+const TEMPLATES = ["diffedit", "drag_real_image", "drag_generated_image"];
+
+const summary = { url: URL_, ok: false, checks: {}, failures: [] };
+const check = (name, ok, detail) => {
+  summary.checks[name] = { ok: Boolean(ok), ...(detail === undefined ? {} : { detail }) };
+  if (!ok) summary.failures.push(name);
+};
+
+async function queueAsOpened(page) {
+  const response = page.waitForResponse((r) => /\/prompt(\?|$)/.test(r.url()) && r.request().method() === "POST",
+    { timeout: 20000 });
+  const queueError = await page.evaluate(async () => {
+    try {
+      await window.app.queuePrompt(0, 1);
+      return null;
+    } catch (e) {
+      return String(e?.stack || e);
+    }
+  });
+  const res = await response;
+  return { status: res.status(), body: await res.json().catch(() => null), queueError };
+}
+
+async function main() {
+  const session = await openComfy({ url: URL_, chromiumPath: CHROMIUM });
+  const { page, errors } = session;
+  try {
+    await exposeEditorState(page);
+    for (const name of TEMPLATES) {
+      session.setPhase(name);
+      const workflow = JSON.parse(fs.readFileSync(path.join(WORKFLOWS, `${name}.json`), "utf8"));
+      check(`${name}_loads`, (await loadWorkflow(page, workflow, `${name}.json`)) === null);
+      const missing = await page.evaluate(() => window.app.graph.nodes.filter((n) => n.has_errors).map((n) => n.type));
+      check(`${name}_no_broken_nodes`, missing.length === 0, missing);
+      if (name === "drag_real_image") {
+        let size = null;
+        for (let i = 0; i < 50 && !size?.width; i++) {
+          await page.waitForTimeout(200);
+          size = await page.evaluate((type) => {
+            const node = window.app.graph.nodes.find((n) => n.type === type);
+            return window.__dragEdit.state(node.id)?.editor?.imageSize ?? null;
+          }, NODE_CLASS);
+        }
+        check("drag_real_image_editor_shows_512px", size?.width === 512 && size?.height === 512, size);
+      }
+      const queued = await queueAsOpened(page);
+      check(`${name}_queued_as_opened`, queued.status === 200 && !queued.queueError &&
+        Object.keys(queued.body?.node_errors ?? {}).length === 0, queued);
+    }
+  } catch (e) {
+    summary.failures.push("exception");
+    summary.exception = String(e?.stack || e);
+  } finally {
+    summary.errors = errors.filter((e) => e.ours);
+    check("no_errors_from_pack", summary.errors.length === 0);
+    summary.ok = summary.failures.length === 0;
+    await session.close();
+  }
+  process.stdout.write(`${JSON.stringify(summary)}\n`);
+  process.exit(summary.ok ? 0 : 1);
+}
+
+main().catch((e) => {
+  process.stdout.write(`${JSON.stringify({ ok: false, failures: ["setup"], exception: String(e?.stack || e) })}\n`);
+  process.exit(2);
+});
