@@ -237,6 +237,108 @@ class DragResult:
     losses: list = field(default_factory=list)  # loss of each step
 
 
+@dataclass
+class DragState:
+    """One latent being dragged at one noise level: what :func:`drag_update` reads and advances.
+
+    Made by :func:`start_drag`; a schedule (DragDiffusion's one level, GoodDrag's alternation) calls updates on it.
+    ``z`` is the optimised leaf in the reference's VP units (``x = z / scale``); ``handle_feats`` are the features
+    of the original handles in the original latent, which tracking compares against.
+    """
+    z: Tensor
+    sigma: float
+    sigma_next: float
+    scale: float
+    scale_next: float
+    handles: Tensor  # [N,2] long grid [row, col], current
+    targets: Tensor
+    targets_host: Tensor  # the targets on the CPU, for the early-stop check without another sync
+    handle_feats: Tensor  # [N,C]
+    keep: Optional[Tensor]  # 1 - mask, or None: no mask term
+    next_ref: Optional[Tensor]  # the original latent one DDIM step ahead (VP units), for the mask term
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    grid_hw: GridHW
+    full: bool  # whether updates need the denoised latent (mask term, or no truncation)
+    dense: bool
+    steps_run: int = 0
+    losses: list = field(default_factory=list)  # 0-d tensors, one per step taken
+
+    @property
+    def x(self) -> Tensor:
+        """The current latent in sigma space (differentiable in ``z``)."""
+        return self.z / self.scale
+
+
+def start_drag(forward: DragForward, z: Tensor, sigma, sigma_next, handles: Tensor, targets: Tensor, *,
+               grid_hw: Sequence[int], mask_latent: Optional[Tensor] = None, lr: float = 0.01, vp_units: bool = True,
+               loss_scaling: bool = False, truncate: bool = True, dense_features: bool = False) -> DragState:
+    """Reference features and the mask term's reference latent (one forward, no grad), Adam on the latent.
+
+    Call under ``torch.inference_mode(False), torch.enable_grad()`` (as :func:`optimize_drag_latent` does)."""
+    x_init = z.detach().clone().float()  # a normal tensor even if z is an inference tensor
+    sigma, sigma_next = float(sigma), float(sigma_next)  # one noise level for the (single) latent
+    scale = (1.0 + sigma ** 2) ** -0.5 if vp_units else 1.0
+    scale_next = (1.0 + sigma_next ** 2) ** -0.5 if vp_units else 1.0
+    handles = handles.detach().clone().long().to(z.device)
+    targets = targets.detach().clone().long().to(z.device)
+    keep = None
+    if mask_latent is not None:
+        mask = mask_latent.detach().clone().float().to(z.device)
+        if bool(mask.sum() != 0):  # all-zero = nothing drawn = all editable (reference semantics)
+            keep = 1.0 - mask
+    full = keep is not None or not truncate
+
+    with torch.no_grad():
+        denoised, feats = forward(x_init, full)
+        next_ref = ddim_step(x_init, denoised.float(), sigma, sigma_next) * scale_next if keep is not None else None
+        handle_feats = feature_sampler(feats, grid_hw, dense_features)(handles[:, 0], handles[:, 1]).t()  # [N,C]
+        del denoised, feats
+
+    # The parameter is the VP latent so Adam's lr/eps act exactly as in the reference.
+    z_param = (x_init * scale).requires_grad_(True)
+    return DragState(z=z_param, sigma=sigma, sigma_next=sigma_next, scale=scale, scale_next=scale_next,
+                     handles=handles, targets=targets, targets_host=targets.cpu(), handle_feats=handle_feats,
+                     keep=keep, next_ref=next_ref,
+                     optimizer=torch.optim.Adam([z_param], lr=lr),
+                     scaler=torch.amp.GradScaler(z.device.type, init_scale=2.0 ** 16, enabled=loss_scaling),
+                     grid_hw=tuple(grid_hw), full=full, dense=dense_features)
+
+
+def drag_update(state: DragState, forward: DragForward, *, track: bool, r_m: int = 1, r_p: int = 3,
+                lam: float = 0.1, reach_threshold: float = 2.0) -> Tuple[Optional[Tensor], Tensor]:
+    """One drag update: forward -> track -> (arrived?) -> loss -> Adam step.
+
+    1. ``F, x0 = forward(x)`` at the state's level (features only when no mask term needs ``x0``);
+    2. if ``track``, move each handle to its best match of ``handle_feats`` within ``r_p`` (:func:`track_points`);
+    3. fetch the handles to the host (the update's one sync); if all are within ``reach_threshold``, stop here;
+    4. motion supervision (:func:`motion_supervision_loss`) plus ``lam * |(z_next - z_next_ref) * (1 - mask)|_1``;
+    5. one optimiser step (through GradScaler when enabled).
+
+    Returns ``(loss or None when every handle had arrived, handles on the host)``."""
+    x = state.x
+    denoised, feats = forward(x, state.full)
+    if track:
+        with torch.no_grad():
+            sampler = feature_sampler(feats.detach(), state.grid_hw, state.dense)
+            state.handles = track_points(state.handle_feats, sampler, state.handles, r_p, state.grid_hw)
+    handles_host = state.handles.cpu()  # the update's one host sync: the early-stop check needs the handles
+    if bool(all_reached(handles_host, state.targets_host, reach_threshold)):
+        return None, handles_host
+    loss = motion_supervision_loss(feats, state.grid_hw, state.handles, state.targets, r_m, reach_threshold,
+                                   state.dense)
+    if state.keep is not None:
+        x_next = ddim_step(x, denoised.float(), state.sigma, state.sigma_next) * state.scale_next
+        loss = loss + lam * ((x_next - state.next_ref) * state.keep).abs().sum()
+    state.optimizer.zero_grad(set_to_none=True)
+    state.scaler.scale(loss).backward()
+    state.scaler.step(state.optimizer)
+    state.scaler.update()
+    state.steps_run += 1
+    state.losses.append(loss.detach())
+    return state.losses[-1], handles_host
+
+
 def optimize_drag_latent(forward: DragForward, z: Tensor, sigma, sigma_next, handles: Tensor, targets: Tensor, *,
                          grid_hw: Sequence[int], mask_latent: Optional[Tensor] = None, steps: int = 80,
                          lr: float = 0.01, lam: float = 0.1, r_m: int = 1, r_p: int = 3,
@@ -244,7 +346,7 @@ def optimize_drag_latent(forward: DragForward, z: Tensor, sigma, sigma_next, han
                          truncate: bool = True, dense_features: bool = False,
                          callback: Optional[Callable[[int, Tensor, Tensor], None]] = None,
                          should_stop: Optional[Callable[[], bool]] = None) -> DragResult:
-    """DragDiffusion latent optimisation at one noise level.
+    """DragDiffusion's schedule: up to ``steps`` updates (:func:`drag_update`) at one noise level.
 
     ``forward`` (:class:`DragForward`) runs the denoiser at ``sigma``. ``handles``/``targets`` are ``[N,2]`` grid
     ``[row, col]`` points; ``grid_hw`` is the supervision grid size.
@@ -266,60 +368,22 @@ def optimize_drag_latent(forward: DragForward, z: Tensor, sigma, sigma_next, han
     Safe under an outer ``torch.inference_mode()``.
     """
     with torch.inference_mode(False), torch.enable_grad():
-        x_init = z.detach().clone().float()  # a normal tensor even if z is an inference tensor
-        sigma, sigma_next = float(sigma), float(sigma_next)  # one noise level for the (single) latent
-        scale = (1.0 + sigma ** 2) ** -0.5 if vp_units else 1.0
-        scale_next = (1.0 + sigma_next ** 2) ** -0.5 if vp_units else 1.0
-        handles = handles.detach().clone().long().to(z.device)
-        targets = targets.detach().clone().long().to(z.device)
-        targets_host = targets.cpu()
-        keep = None
-        if mask_latent is not None:
-            mask = mask_latent.detach().clone().float().to(z.device)
-            if bool(mask.sum() != 0):  # all-zero = nothing drawn = all editable (reference semantics)
-                keep = 1.0 - mask
-        full = keep is not None or not truncate
-
-        with torch.no_grad():
-            denoised, feats = forward(x_init, full)
-            next_ref = ddim_step(x_init, denoised.float(), sigma, sigma_next) * scale_next if keep is not None else None
-            handle_feats = feature_sampler(feats, grid_hw, dense_features)(handles[:, 0], handles[:, 1]).t()  # [N,C]
-            del denoised, feats
-
-        # The parameter is the VP latent so Adam's lr/eps act exactly as in the reference.
-        z_param = (x_init * scale).requires_grad_(True)
-        optimizer = torch.optim.Adam([z_param], lr=lr)
-        scaler = torch.amp.GradScaler(z.device.type, init_scale=2.0 ** 16, enabled=loss_scaling)
-        losses, steps_run = [], 0
+        state = start_drag(forward, z, sigma, sigma_next, handles, targets, grid_hw=grid_hw, mask_latent=mask_latent,
+                           lr=lr, vp_units=vp_units, loss_scaling=loss_scaling, truncate=truncate,
+                           dense_features=dense_features)
         for step in range(steps):
             if should_stop is not None and should_stop():
                 break
-            x = z_param / scale
-            denoised, feats = forward(x, full)
-            if step > 0:
-                with torch.no_grad():
-                    handles = track_points(handle_feats, feature_sampler(feats.detach(), grid_hw, dense_features),
-                                           handles, r_p, grid_hw)
-            handles_host = handles.cpu()  # the loop's one host sync: the early-stop check needs the handles
-            if bool(all_reached(handles_host, targets_host, reach_threshold)):
+            loss, handles_host = drag_update(state, forward, track=step > 0, r_m=r_m, r_p=r_p, lam=lam,
+                                             reach_threshold=reach_threshold)
+            if loss is None:
                 break
-            loss = motion_supervision_loss(feats, grid_hw, handles, targets, r_m, reach_threshold, dense_features)
-            if keep is not None:
-                x_next = ddim_step(x, denoised.float(), sigma, sigma_next) * scale_next
-                loss = loss + lam * ((x_next - next_ref) * keep).abs().sum()
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-            steps_run += 1
-            losses.append(loss.detach())
-            del denoised, feats, loss
             if callback is not None:
-                callback(step, losses[-1], handles_host)
+                callback(step, loss, handles_host)
 
-        latent = (z_param.detach() / scale if steps_run else x_init).to(z.dtype)
-        losses = torch.stack(losses).tolist() if losses else []
-    return DragResult(latent=latent, handles=handles, steps_run=steps_run, losses=losses)
+        latent = (state.z.detach() / state.scale if state.steps_run else z.detach().clone().float()).to(z.dtype)
+        losses = torch.stack(state.losses).tolist() if state.losses else []
+    return DragResult(latent=latent, handles=state.handles, steps_run=state.steps_run, losses=losses)
 
 
 def guided_features(cond: Tensor, uncond: Optional[Tensor], cfg: float) -> Tensor:

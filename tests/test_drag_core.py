@@ -525,3 +525,38 @@ def test_guided_features_mix_as_the_reference_generated_image_mode():
     assert torch.equal(guided_features(cond, uncond, 1.0), cond) and torch.equal(guided_features(cond, None, 7.5), cond)
     with pytest.raises(ValueError, match="drag guidance must be 1 .* or above"):
         guided_features(cond, uncond, 0.5)  # the pole of k
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The drag core split into start / update / schedule computes what the single loop did
+
+@pytest.mark.parametrize("masked, reach", [(False, 0.0), (True, 0.0), (True, 3.0)])
+def test_split_drag_core_equals_the_loop_it_replaced(masked, reach):
+    """Bit for bit on a tiny UNet: handles, latent, losses, steps (also when it stops early on arrival)."""
+    from core.backends.diffusers_unet import DiffusersUNetDenoiser, feature_denoiser
+    from core.ddim import ddim_invert
+    from core.schedules import ddim_sigmas
+    from tests.legacy_drag import legacy_optimize_drag_latent
+    from tools.tiny_models import scheduler_config, text_embedding, tiny_unet
+
+    backend = DiffusersUNetDenoiser(tiny_unet(seed=0), scheduler_config())
+    sigmas = ddim_sigmas(backend.sigma_table, 10, 0.7)
+    cond = text_embedding("a photo")
+    z = ddim_invert(backend.denoiser(cond), torch.randn(1, 4, 16, 16, generator=torch.Generator().manual_seed(5)),
+                    sigmas.flip(0))[-1]
+    handles, targets = torch.tensor([[10, 9], [20, 22]]), torch.tensor([[13, 12], [17, 19]])
+    mask = torch.zeros(16, 16)
+    mask[2:14, 2:14] = 1
+    sigma, sigma_next = float(sigmas[0]), float(sigmas[1])
+    results, seen = [], []
+    for run in (legacy_optimize_drag_latent, optimize_drag_latent):
+        calls = []
+        with feature_denoiser(backend, cond) as forward:
+            results.append(run(at_sigma(forward, sigma), z, sigma, sigma_next, handles, targets, grid_hw=(32, 32),
+                               mask_latent=mask if masked else None, steps=12, lr=0.05, reach_threshold=reach,
+                               callback=lambda step, loss, h: calls.append((step, float(loss), h.tolist()))))
+        seen.append(calls)
+    old, new = results
+    assert new.steps_run == old.steps_run and (reach == 0.0) == (new.steps_run == 12), new.steps_run
+    assert torch.equal(new.handles, old.handles) and torch.equal(new.latent, old.latent)
+    assert new.losses == old.losses and seen[0] == seen[1]
