@@ -5,13 +5,18 @@ import comfy.utils
 from comfy_api.latest import io, ui
 
 from ..core.backends import comfy as backend
-from ..core.backends.comfy_unet import FeatureCapture, PrivateUNet, check_feature_block, diffusion_model
-from ..core.ddim import batch_sigma
+from ..core.backends.comfy_unet import (
+    ComfyDragModel,
+    FeatureCapture,
+    PrivateUNet,
+    check_feature_block,
+    diffusion_model,
+)
 from ..core.drag import (
-    ForwardTruncated,
+    at_sigma,
     grid_points_to_image,
-    guided_features,
     image_points_to_grid,
+    mask_to_latent,
     optimize_drag_latent,
     supervision_grid_hw,
 )
@@ -60,7 +65,11 @@ def check_drag_inputs(model, trajectory, image, drag_points, latent=None, mask=N
         if not isinstance(mask, torch.Tensor) or mask.shape[-2:] not in (image.shape[1:3], samples.shape[-2:]):
             shape = tuple(mask.shape) if isinstance(mask, torch.Tensor) else type(mask).__name__
             raise ValueError(f"mask {shape} must be the image's size {image_hw[1]}x{image_hw[0]} (or the latent's)")
-        mask_latent = checks.mask_to_latent(mask, tuple(samples.shape))[0, 0]
+        if mask.ndim == 3 and mask.shape[0] != 1:
+            raise ValueError(f"mask has batch {mask.shape[0]}: drag one image at a time, with one mask")
+        # The reference's resampling (nearest to the supervision grid, then to the latent), as the demo does.
+        mask_latent = mask_to_latent(mask[0] if mask.ndim == 3 else mask, supervision_grid_hw(image_hw),
+                                     latent_hw)[0, 0]
     return samples, image_hw, handles, targets, mask_latent
 
 
@@ -145,7 +154,7 @@ class DragLatentOptimize(io.ComfyNode):
         sigmas = trajectory.sampling_sigmas()
         sigma, sigma_next = float(sigmas[0]), float(sigmas[1])
 
-        private, capture = PrivateUNet(), FeatureCapture(block)
+        private, capture = PrivateUNet(), FeatureCapture(block, guided=cfg != 1.0)
         patched = capture.attach(private.attach(model))
         progress = comfy.utils.ProgressBar(steps)
         picture = to_pil(image[0])  # converted once; each step's preview draws on a copy
@@ -157,20 +166,11 @@ class DragLatentOptimize(io.ComfyNode):
         def body(denoise, x):
             private.materialize(patched)
             try:
-                def forward(z, full=True):
-                    # Without the mask term nothing after the feature block is needed: stop the UNet there.
-                    capture.stop_after = None if full else ({0} if cfg == 1.0 else {0, 1})
-                    try:
-                        denoised = denoise(z, batch_sigma(sigma, z))
-                    except ForwardTruncated:
-                        denoised = None
-                    cond, uncond = capture.take()
-                    return denoised, guided_features(cond, uncond, cfg)
-
+                drag_model = ComfyDragModel(denoise, diffusion_model(model), capture, cfg)
                 result = optimize_drag_latent(
-                    forward, x, sigma, sigma_next, handles, targets, grid_hw=grid_hw, mask_latent=mask_latent,
-                    steps=steps, lr=learning_rate, lam=mask_weight, r_m=motion_radius, r_p=track_radius,
-                    loss_scaling=backend.needs_loss_scaling(model), callback=on_step,
+                    at_sigma(drag_model.features, sigma), x, sigma, sigma_next, handles, targets, grid_hw=grid_hw,
+                    mask_latent=mask_latent, steps=steps, lr=learning_rate, lam=mask_weight, r_m=motion_radius,
+                    r_p=track_radius, loss_scaling=backend.needs_loss_scaling(model), callback=on_step,
                     should_stop=backend.check_interrupt)
             finally:
                 private.release()

@@ -5,6 +5,7 @@ and wrapper mechanisms, so the shared model is never touched and other patches
 (LoRA, FreeU, ControlNet, attention patches) keep applying.  Block indices are
 read off the UNet, never hard-coded.
 """
+import contextlib
 from typing import Optional
 
 import torch
@@ -14,6 +15,7 @@ from comfy.ldm.modules.attention import SpatialTransformer
 from comfy.ldm.modules.diffusionmodules.openaimodel import Downsample, Upsample
 
 from ..drag import ForwardTruncated
+from ..drag_model import guided_forward
 from ..masactrl import SelfAttentionReference
 from .shared_weights import autograd_view
 
@@ -106,16 +108,22 @@ class PrivateUNet:
 
 
 class FeatureCapture:
-    """Collects the output of one decoder block, with the cond/uncond flag of each batch chunk.
+    """Collects the output of one decoder block, with the cond/uncond flag of each batch chunk
+    (a ``core.drag_model.BlockCapture``).
 
     With ``stop_after`` set (the flags the caller needs: ``{0}``, or ``{0, 1}`` under CFG) the forward is cut
     by ``ForwardTruncated`` as soon as all of them were captured: no later block runs.
     """
 
-    def __init__(self, block: int):
+    def __init__(self, block: int, guided: bool = False):
         self.block = block
+        self.guided = guided  # the guider runs cond and uncond rows
         self.chunks: list = []
         self.stop_after: Optional[set] = None
+
+    def arm(self, full: bool) -> None:
+        self.chunks = []
+        self.stop_after = None if full else ({0, 1} if self.guided else {0})
 
     def attach(self, model):
         patched = model.clone()
@@ -142,18 +150,64 @@ class FeatureCapture:
         return torch.cat(cond), (torch.cat(uncond) if uncond else None)
 
 
-def attach_reference_attention(model, control: SelfAttentionReference):
-    """A clone whose self-attention layers in ``control.layers`` consult ``control`` (latent-MasaCtrl)."""
+class AttentionSwitch:
+    """An attn1 patch on a clone that routes self-attention through whichever control is switched on (none: the
+    layers run as usual), so a running sampler can turn latent-MasaCtrl on and off between steps."""
 
-    def attn1_patch(n, context, value, extra_options):
+    def __init__(self, control: Optional[SelfAttentionReference] = None):
+        self.control = control
+
+    def attach(self, model):
+        patched = model.clone()
+        patched.set_model_attn1_patch(self._patch)
+        return patched
+
+    @contextlib.contextmanager
+    def use(self, control: SelfAttentionReference):
+        previous, self.control = self.control, control
+        try:
+            yield
+        finally:
+            self.control = previous
+
+    def _patch(self, n, context, value, extra_options):
         block = extra_options.get("block")
-        if block is None:
+        if self.control is None or block is None:
             return n, context, value
-        reference = control.context((block[0], block[1], extra_options.get("block_index", 0)), n)
+        reference = self.control.context((block[0], block[1], extra_options.get("block_index", 0)), n)
         if reference is None:
             return n, context, value
         return n, reference, reference
 
-    patched = model.clone()
-    patched.set_model_attn1_patch(attn1_patch)
-    return patched
+
+def attach_reference_attention(model, control: SelfAttentionReference):
+    """A clone whose self-attention layers in ``control.layers`` consult ``control`` (latent-MasaCtrl)."""
+    return AttentionSwitch(control).attach(model)
+
+
+class ComfyDragModel:
+    """:class:`core.drag_model.DragModel` inside a running ComfyUI guider (``core.backends.comfy.run_guided``).
+
+    ``denoise`` is the guider's (CFG, every patch of the MODEL applied); the features come from ``capture``, and
+    attention from ``attention``, both attached to the clone the guider runs.
+    """
+
+    def __init__(self, denoise, unet, capture: FeatureCapture, cfg: float, attention: Optional[AttentionSwitch] = None):
+        self._denoise, self.unet, self.capture, self.cfg, self.attention = denoise, unet, capture, cfg, attention
+
+    def denoise(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        self.capture.arm(True)
+        out = self._denoise(x, sigma)
+        self.capture.chunks = []
+        return out
+
+    def features(self, x: torch.Tensor, sigma: torch.Tensor, full: bool = True):
+        return guided_forward(self._denoise, self.capture, self.cfg, x, sigma, full)
+
+    def self_attention_layers(self):
+        return self_attention_layers(self.unet)
+
+    def reference_attention(self, control: SelfAttentionReference):
+        if self.attention is None:
+            raise RuntimeError("attach an AttentionSwitch to the model the guider runs to use reference attention")
+        return self.attention.use(control)

@@ -10,7 +10,8 @@ from typing import Optional
 import torch
 
 from ..ddim import Denoiser
-from ..drag import ForwardTruncated, guided_features
+from ..drag import ForwardTruncated
+from ..drag_model import guided_forward
 from ..guidance import classifier_free_guidance
 from ..schedules import sigmas_from_alphas_cumprod
 
@@ -118,42 +119,60 @@ def reference_attention(unet, control):
             modules[name].set_processor(processor)
 
 
-def feature_denoiser(backend: DiffusersUNetDenoiser, cond, uncond=None, cfg: float = 1.0, up_block: int = -1):
-    """``forward(x, sigma, full=True) -> (denoised, features)`` for ``core.drag``; use inside ``with``.
+class DiffusersDragModel:
+    """:class:`core.drag_model.DragModel` over a diffusers UNet; use as a context manager (it hooks
+    ``up_blocks[up_block]``, the supervised block, while open)."""
 
-    Returns a context manager yielding the forward; the features are the output of ``up_blocks[up_block]``.
-    With ``full=False`` the UNet stops right after that block and ``denoised`` is None (see ``core.drag.DragForward``).
-    """
-    unet = backend.unet
-    block = default_feature_block(unet) if up_block < 0 else up_block
-    denoise = backend.denoiser(cond, uncond, cfg)
-    state = {"features": None, "full": True}
+    def __init__(self, backend: DiffusersUNetDenoiser, cond, uncond=None, cfg: float = 1.0, up_block: int = -1):
+        self.unet = backend.unet
+        self.block = default_feature_block(self.unet) if up_block < 0 else up_block
+        self.cfg = cfg
+        self._guided = cfg != 1.0 and uncond is not None  # the denoiser then batches [uncond, cond]
+        self._denoise = backend.denoiser(cond, uncond, cfg)
+        self._captured, self._full, self._handle = None, True, None
 
-    def hook(module, args, out):
-        state["features"] = out
-        if not state["full"]:
+    def __enter__(self) -> "DiffusersDragModel":
+        self._handle = self.unet.up_blocks[self.block].register_forward_hook(self._hook)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._captured = None
+        self._handle.remove()
+
+    def _hook(self, module, args, out):
+        self._captured = out
+        if not self._full:
             raise ForwardTruncated(out)
 
-    def guided(features):
-        if cfg != 1.0 and uncond is not None:  # the denoiser batches [uncond, cond]
-            f_uncond, f_cond = features.chunk(2)
-            return guided_features(f_cond, f_uncond, cfg)
-        return features
+    # BlockCapture
+    def arm(self, full: bool) -> None:
+        self._full = full
 
-    @contextlib.contextmanager
-    def session():
-        handle = unet.up_blocks[block].register_forward_hook(hook)
-        try:
-            def forward(x, sigma, full=True):
-                state["full"] = full
-                try:
-                    denoised = denoise(x, sigma)
-                except ForwardTruncated as stop:
-                    return None, guided(stop.features)
-                return denoised, guided(state["features"])
-            yield forward
-        finally:
-            state["features"] = None
-            handle.remove()
+    def take(self):
+        captured, self._captured = self._captured, None
+        if self._guided:
+            uncond, cond = captured.chunk(2)
+            return cond, uncond
+        return captured, None
 
-    return session()
+    # DragModel
+    def denoise(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        self.arm(True)
+        return self._denoise(x, sigma)
+
+    def features(self, x: torch.Tensor, sigma: torch.Tensor, full: bool = True):
+        return guided_forward(self._denoise, self, self.cfg, x, sigma, full)
+
+    def self_attention_layers(self):
+        return self_attention_layers(self.unet)
+
+    def reference_attention(self, control):
+        return reference_attention(self.unet, control)
+
+
+@contextlib.contextmanager
+def feature_denoiser(backend: DiffusersUNetDenoiser, cond, uncond=None, cfg: float = 1.0, up_block: int = -1):
+    """``forward(x, sigma, full=True) -> (denoised, features)`` for ``core.drag`` (a :class:`DiffusersDragModel`'s
+    ``features``); use inside ``with``. The features are the output of ``up_blocks[up_block]``."""
+    with DiffusersDragModel(backend, cond, uncond, cfg, up_block) as model:
+        yield model.features

@@ -84,3 +84,21 @@ def test_linked_cfg_below_one_is_refused_before_the_model(tiny, no_model_calls):
     """A cfg wired from another node skips the schema's minimum: the node refuses it itself."""
     with pytest.raises(ValueError, match="cfg 0.5 is below 1"):
         drag(no_model_calls, tiny, cfg=0.5)
+
+
+def test_the_node_resamples_the_mask_as_the_reference_and_the_demo(tiny):
+    """One mask_to_latent (core.drag): nearest to the supervision grid, then to the latent; soft edges become 1."""
+    import tools.comfy_models as tiny
+
+    from .pack import pack_module
+
+    drag_node, core_drag = pack_module("nodes.drag"), pack_module("core.drag")
+    model = tiny.make_model("sd1")
+    mask = torch.zeros(1, 128, 128)
+    mask[0, 13:70, 21:99] = 0.25  # soft, and not on the 8 px latent grid
+    *_, mask_latent = drag_node.check_drag_inputs(model, hand_made_trajectory(model), torch.rand(1, 128, 128, 3),
+                                                  GOOD, None, mask)
+    expected = core_drag.mask_to_latent(mask[0], (64, 64), (16, 16))[0, 0]
+    assert torch.equal(mask_latent, expected) and set(mask_latent.unique().tolist()) == {0.0, 1.0}
+    area = torch.nn.functional.avg_pool2d(mask[None], 8)[0, 0]
+    assert not torch.equal(mask_latent, area)
