@@ -43,6 +43,9 @@ def check_drag_inputs(model, trajectory, image, drag_points, latent=None, mask=N
         raise ValueError("the trajectory has no inversion steps (strength 0): drag needs a noisy latent; raise "
                          "DDIM Inversion's strength (DragDiffusion uses 0.7)")
     samples = trajectory.latents[-1] if latent is None else checks.latent_samples(latent)
+    if latent is not None and trajectory.level_of(latent) != 0:
+        raise ValueError(f"the latent sits at denoising step {trajectory.level_of(latent)} of the trajectory; "
+                         "DragDiffusion drags at its top level (step 0): connect a latent from there")
     if tuple(samples.shape) != trajectory.latent_shape:
         raise ValueError(f"latent {tuple(samples.shape)} does not match the trajectory's "
                          f"{trajectory.latent_shape}: connect the latent DDIM Inversion made from this trajectory")
@@ -179,7 +182,7 @@ class DragLatentOptimize(io.ComfyNode):
 
         optimised, result = backend.run_guided(patched, positive, negative, cfg, samples, sigmas, body, autograd=True)
         tracked = format_drag_points(grid_points_to_image(result.handles.cpu(), image_hw, grid_hw), targets_xy)
-        out = {"samples": optimised.detach().clone()}
+        out = {"samples": optimised.detach().clone(), **trajectory.level(0)}
         preview = ui.ImageSaveHelper.save_images(image[:1, ..., :3], "drag_edit_points", ui.FolderType.temp, cls)
         # The point editor shows the picture and the tracked handles after a run (web/js/drag_points_editor.js).
         return io.NodeOutput(out, tracked, ui={"drag_preview": [dict(r) for r in preview], "tracked_points": [tracked]})

@@ -12,7 +12,7 @@ from ..core.backends.comfy_unet import attach_reference_attention, diffusion_mod
 from ..core.masactrl import ReferenceRecording, SelfAttentionReference, default_start_layer, masactrl_denoise
 from . import checks
 from .inversion import Trajectory
-from .trajectory import InversionTrajectory
+from .trajectory import LEVEL_KEY, InversionTrajectory
 
 
 def controlled_layers(model, start_layer: int) -> list:
@@ -76,8 +76,9 @@ class LatentMasaCtrlDenoise(io.ComfyNode):
                 io.Conditioning.Input("positive", tooltip="The prompt of the image."),
                 Trajectory.Input("trajectory", tooltip="DDIM Inversion of the source: its last latent is the "
                                                        "reference branch."),
-                io.Latent.Input("latent", tooltip="The edited latent (Drag Latent Optimize), at the trajectory's "
-                                                  "last level."),
+                io.Latent.Input("latent", tooltip="The edited latent (Drag Latent Optimize). It is denoised from the "
+                                                  "level the drag left it at (the trajectory's top for "
+                                                  "DragDiffusion; a LATENT from elsewhere is taken to be there)."),
                 io.Int.Input("start_step", default=0, min=0, max=999,
                              tooltip="First denoising step whose attention is shared (0 = all, the reference)."),
                 io.Int.Input("start_layer", default=-1, min=-1, max=999,
@@ -101,11 +102,14 @@ class LatentMasaCtrlDenoise(io.ComfyNode):
         if tuple(edited.shape) != trajectory.latent_shape:
             raise ValueError(f"latent {tuple(edited.shape)} does not match the trajectory's {trajectory.latent_shape}:"
                              " connect the latent dragged from this trajectory")
-        steps = trajectory.encoded_steps
-        if steps < 1:
+        if trajectory.encoded_steps < 1:
             raise ValueError("the trajectory has no inversion steps (strength 0): nothing to denoise")
+        level = trajectory.level_of(latent)  # where the drag method left the latent (0: the trajectory's top)
+        sigmas = trajectory.sampling_sigmas()[level:]
+        steps = len(sigmas) - 1
         if start_step >= steps:
-            raise ValueError(f"start_step {start_step} is past the {steps} denoising steps of this trajectory")
+            raise ValueError(f"start_step {start_step} is past the {steps} denoising steps left from the latent's "
+                             f"level (step {level} of {trajectory.encoded_steps})")
         checks.conditioning_batch_fits(positive, edited.shape[0], "positive")
         if cfg != 1.0:
             negative = checks.conditioning(negative, "negative", required=False) or backend.zero_conditioning(model)
@@ -114,13 +118,12 @@ class LatentMasaCtrlDenoise(io.ComfyNode):
         control = SelfAttentionReference(layers, start_step)
         patched = attach_reference_attention(model, control)
         callback = backend.progress_callback(model, steps)
-        sigmas = trajectory.sampling_sigmas()
         recording_key = _RecordingKey(model, positive, negative if cfg != 1.0 else None, cfg, start_step, layers,
                                       sigmas)
         recording = reference_recording(trajectory, recording_key)
         # A re-drag of the same source replays the recorded reference branch: only the edited latent is denoised.
         replay_only = recording.complete(steps)
-        source = [] if replay_only else [trajectory.latents[-1]]
+        source = [] if replay_only else [trajectory.latents[-1 - level]]  # the source at the same level
         x = torch.cat(source + [edited.float().cpu()])
 
         def body(denoise, x):
@@ -131,6 +134,6 @@ class LatentMasaCtrlDenoise(io.ComfyNode):
 
         out, _ = backend.run_guided(patched, positive, negative, cfg, x, sigmas, body)
         samples = out.clone()
-        result = {key: value for key, value in latent.items() if key not in ("samples", "noise_mask")}
+        result = {key: value for key, value in latent.items() if key not in ("samples", "noise_mask", LEVEL_KEY)}
         result["samples"] = samples
         return io.NodeOutput(result)

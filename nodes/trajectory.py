@@ -1,7 +1,11 @@
-"""The INVERSION_TRAJECTORY value passed between nodes."""
+"""The INVERSION_TRAJECTORY value passed between nodes, and the level a LATENT of the pack sits at."""
 from dataclasses import dataclass, field
 
 import torch
+
+# A LATENT the drag nodes write carries the denoising step it sits at on its trajectory's schedule (0 = the top,
+# where DDIM Inversion stops), so Latent MasaCtrl Denoise continues from wherever a drag method stopped.
+LEVEL_KEY = "drag_edit_level"
 
 
 @dataclass(frozen=True)
@@ -40,6 +44,27 @@ class InversionTrajectory:
             raise ValueError(f"trajectory must be the INVERSION_TRAJECTORY output of DDIM Inversion, got "
                              f"{type(value).__name__}")
         return value
+
+    def level_of(self, latent: dict) -> int:
+        """The denoising step ``latent`` sits at; a LATENT without the pack's level is at the top (step 0)."""
+        level = latent.get(LEVEL_KEY)
+        if level is None:
+            return 0
+        sigmas = self.sampling_sigmas()
+        try:
+            step, sigma = int(level["step"]), float(level["sigma"])
+        except (KeyError, TypeError, ValueError):
+            raise ValueError(f"the latent's {LEVEL_KEY!r} must be {{'step': int, 'sigma': float}}, got "
+                             f"{str(level)[:60]}") from None
+        if not 0 <= step < len(sigmas) - 1 or abs(float(sigmas[step]) - sigma) > 1e-4 * max(1.0, sigma):
+            raise ValueError(f"the latent sits at denoising step {step} (noise level {sigma:.4g}), which is not a "
+                             f"level of this trajectory ({len(sigmas) - 1} steps from {float(sigmas[0]):.4g}): "
+                             "connect the trajectory the drag used")
+        return step
+
+    def level(self, step: int) -> dict:
+        """The LATENT entry that records ``step`` on this trajectory's schedule."""
+        return {LEVEL_KEY: {"step": int(step), "sigma": round(float(self.sampling_sigmas()[step]), 6)}}
 
     def check_model(self, signature: dict) -> None:
         if signature != self.model_signature:

@@ -145,3 +145,38 @@ def test_other_patches_still_apply(comfy, tiny):
         edited_freeu = masactrl(comfy, freeu, cond, trajectory, plain)
     assert not torch.equal(plain["samples"], with_patch["samples"])
     assert not torch.equal(edited["samples"], edited_freeu["samples"])
+
+
+def test_masactrl_denoises_from_the_level_the_latent_carries(comfy, tiny):
+    """A latent left at step k (as GoodDrag leaves it) is denoised from there, its reference branch the source at
+    step k: the same as a trajectory whose top is step k and a latent without a level. Foreign levels are refused."""
+    model, cond = tiny.make_model("sd1"), tiny.conditioning("sd1", seed=3)
+    with torch.inference_mode():
+        _, trajectory = invert(comfy, model, tiny.latent(), steps=10, strength=0.7)  # 7 encoded steps
+        k = 3
+        edited = trajectory.latents[-1 - k] + 0.05 * torch.randn(trajectory.latent_shape,
+                                                                  generator=torch.Generator().manual_seed(1))
+        at_level = masactrl(comfy, model, cond, trajectory, {"samples": edited, **trajectory.level(k)})
+        shorter = dataclasses.replace(trajectory, latents=trajectory.latents[:-k], sigmas=trajectory.sigmas[:-k])
+        expected = masactrl(comfy, model, cond, shorter, {"samples": edited})
+        from_top = masactrl(comfy, model, cond, trajectory, {"samples": edited})
+    assert torch.equal(at_level["samples"], expected["samples"])
+    assert not torch.equal(from_top["samples"], expected["samples"])
+    assert "drag_edit_level" not in at_level, "the denoised latent is at the end of the schedule"
+
+    for level, message in (({"step": 7, "sigma": 0.0}, "sits at denoising step 7"),
+                           ({"step": 2, "sigma": 3.5}, "noise level 3.5.*not a level of this trajectory"),
+                           ({"step": "x"}, "must be \\{'step': int, 'sigma': float\\}")):
+        with pytest.raises(ValueError, match=message), torch.inference_mode():
+            masactrl(comfy, model, cond, trajectory, {"samples": edited, "drag_edit_level": level})
+
+
+def test_the_drag_writes_its_level_and_refuses_a_latent_from_another_level(comfy, tiny):
+    model, cond = tiny.make_model("sd1"), tiny.conditioning("sd1", seed=3)
+    with torch.inference_mode():
+        _, trajectory = invert(comfy, model, tiny.latent(), steps=10, strength=0.7)
+        dragged, _ = drag(comfy, model, cond, trajectory, image(), steps=1)
+        assert dragged["drag_edit_level"] == trajectory.level(0)["drag_edit_level"]
+        lower = {"samples": trajectory.latents[-3], **trajectory.level(2)}
+        with pytest.raises(ValueError, match="sits at denoising step 2 of the trajectory; DragDiffusion drags at"):
+            drag(comfy, model, cond, trajectory, image(), latent=lower)
