@@ -151,15 +151,26 @@ def track_points(handle_feats: Tensor, feats: Union[Tensor, Sampler], handles: T
 # --------------------------------------------------------------------------------------------------------------------
 # Motion supervision
 
-def _unit_directions(handles: Tensor, targets: Tensor, reach_threshold: float):
+def _unit_directions(handles: Tensor, targets: Tensor, reach_threshold: float, step_bound: Optional[float] = None):
     delta = (targets - handles).to(torch.float64)
     dist = delta.norm(dim=1)
     active = dist >= reach_threshold
-    return delta / dist.clamp_min(1e-12).unsqueeze(1), active
+    direction = delta / dist.clamp_min(1e-12).unsqueeze(1)
+    if step_bound is not None:  # GoodDrag: a step of min(beta, distance) toward the target
+        direction = direction * dist.clamp(max=step_bound).unsqueeze(1)
+    return direction, active
+
+
+def patch_offsets(r: int, device=None) -> Tuple[Tensor, Tensor]:
+    """Row and column offsets of a ``(2r+1)^2`` patch, row-major."""
+    offsets = torch.arange(-r, r + 1, device=device)
+    return offsets.repeat_interleave(offsets.numel()), offsets.repeat(offsets.numel())
 
 
 def motion_supervision_loss(features: Tensor, grid_hw: Sequence[int], handles: Tensor, targets: Tensor,
-                            r_m: int = 1, reach_threshold: float = 2.0, dense: bool = False) -> Tensor:
+                            r_m: int = 1, reach_threshold: float = 2.0, dense: bool = False, *,
+                            anchor: Optional[Tensor] = None, step_bound: Optional[float] = None,
+                            patch_weight: Optional[float] = None) -> Tensor:
     """Reference motion-supervision loss on the (virtual) upsampled map, computed from ``(2r_m+1)^2 + 4`` shifted
     taps per point instead of the dense map.
 
@@ -169,15 +180,19 @@ def motion_supervision_loss(features: Tensor, grid_hw: Sequence[int], handles: T
     Deviation (reference border bug): positions are clamped into the grid (replicate padding) instead of slicing, so
     handles at the border moving outward neither crash nor shrink the patch; the ``(2r_m+1)^2`` patch is always full.
     For handles at least ``r_m + 1`` grid px inside the border this is identical to the reference.
-    ``dense``: read the taps from the whole upsampled map (see :func:`feature_sampler`); same values."""
+    ``dense``: read the taps from the whole upsampled map (see :func:`feature_sampler`); same values.
+
+    GoodDrag's information-preserving variant: ``anchor`` ``[C,N,P]`` replaces ``sg(F(q))`` (the original handles'
+    patch in the original features), ``step_bound`` beta makes the shift ``min(beta, |t - q|)`` long instead of 1,
+    and ``patch_weight`` replaces ``(2r_m+1)^2`` (GoodDrag weighs by ``(2r_m)^2``)."""
     feat = _as_map(features)
     sample = feature_sampler(feat, grid_hw, dense)
     handles, targets = handles.to(feat.device), targets.to(feat.device)
-    direction, active = _unit_directions(handles, targets, reach_threshold)
+    direction, active = _unit_directions(handles, targets, reach_threshold, step_bound)
     hs, ws = grid_hw
-    offsets = torch.arange(-r_m, r_m + 1, device=feat.device)
-    patch_rows = handles[:, :1] + offsets.repeat_interleave(offsets.numel())  # [N,P]
-    patch_cols = handles[:, 1:] + offsets.repeat(offsets.numel())
+    d_row, d_col = patch_offsets(r_m, feat.device)
+    patch_rows = handles[:, :1] + d_row  # [N,P]
+    patch_cols = handles[:, 1:] + d_col
 
     # F(q + d): one fractional offset per pair, shared by the whole patch, so 4 integer taps with scalar weights.
     floor = direction.floor()
@@ -187,12 +202,13 @@ def motion_supervision_loss(features: Tensor, grid_hw: Sequence[int], handles: T
     all_rows = torch.stack([patch_rows, rows, rows + 1, rows, rows + 1]).clamp(0, hs - 1)
     all_cols = torch.stack([patch_cols, cols, cols, cols + 1, cols + 1]).clamp(0, ws - 1)
     values = sample(all_rows, all_cols)  # [C,5,N,P]
-    anchor = values[:, 0].detach()  # sg(F(q))
+    anchor = values[:, 0].detach() if anchor is None else anchor.to(values)  # sg(F(q)), or GoodDrag's original
     frac = (direction - floor).to(values.dtype)
     fr, fc = frac[:, :1], frac[:, 1:]  # [N,1], broadcast over the patch
     shifted = (values[:, 1] * ((1 - fr) * (1 - fc)) + values[:, 2] * (fr * (1 - fc))
                + values[:, 3] * ((1 - fr) * fc) + values[:, 4] * (fr * fc))
-    per_pair = (shifted - anchor).abs().mean(dim=(0, 2)) * patch_rows.shape[1]  # (2r_m+1)^2 * mean
+    weight = patch_rows.shape[1] if patch_weight is None else patch_weight
+    per_pair = (shifted - anchor).abs().mean(dim=(0, 2)) * weight  # (2r_m+1)^2 * mean
     return (per_pair * active.to(per_pair.dtype)).sum()
 
 
@@ -261,8 +277,11 @@ class DragState:
     grid_hw: GridHW
     full: bool  # whether updates need the denoised latent (mask term, or no truncation)
     dense: bool
+    anchor: Optional[Tensor] = None  # [C,N,P] GoodDrag's motion-supervision anchor, or None: the current patch
     steps_run: int = 0
     losses: list = field(default_factory=list)  # 0-d tensors, one per step taken
+    motion_loss: Optional[Tensor] = None  # the last step's motion-supervision part (0-d)
+    features: Optional[Tensor] = None  # the last forward's features, detached, when ``drag_update`` keeps them
 
     @property
     def x(self) -> Tensor:
@@ -272,11 +291,19 @@ class DragState:
 
 def start_drag(forward: DragForward, z: Tensor, sigma, sigma_next, handles: Tensor, targets: Tensor, *,
                grid_hw: Sequence[int], mask_latent: Optional[Tensor] = None, lr: float = 0.01, vp_units: bool = True,
-               loss_scaling: bool = False, truncate: bool = True, dense_features: bool = False) -> DragState:
+               loss_scaling: bool = False, truncate: bool = True, dense_features: bool = False,
+               source: Optional[Tensor] = None, source_handles: Optional[Tensor] = None,
+               anchor_radius: Optional[int] = None, empty_mask_editable: bool = True) -> DragState:
     """Reference features and the mask term's reference latent (one forward, no grad), Adam on the latent.
 
-    Call under ``torch.inference_mode(False), torch.enable_grad()`` (as :func:`optimize_drag_latent` does)."""
+    The reference is ``source`` (the unedited latent at this level; default ``z``, DragDiffusion's case) read at
+    ``source_handles`` (default ``handles``): tracking compares against those features, the mask term against
+    ``source``'s next DDIM step.  ``anchor_radius``: also keep the ``(2r+1)^2`` patch around each source handle as
+    the motion-supervision anchor (GoodDrag).  Call under ``torch.inference_mode(False), torch.enable_grad()`` (as
+    :func:`optimize_drag_latent` does).  ``empty_mask_editable=False``: an all-zero (or absent) mask holds the whole
+    latent through the mask term, as GoodDrag's code does, instead of meaning "no mask term"."""
     x_init = z.detach().clone().float()  # a normal tensor even if z is an inference tensor
+    x_source = x_init if source is None else source.detach().clone().float()
     sigma, sigma_next = float(sigma), float(sigma_next)  # one noise level for the (single) latent
     scale = (1.0 + sigma ** 2) ** -0.5 if vp_units else 1.0
     scale_next = (1.0 + sigma_next ** 2) ** -0.5 if vp_units else 1.0
@@ -285,14 +312,23 @@ def start_drag(forward: DragForward, z: Tensor, sigma, sigma_next, handles: Tens
     keep = None
     if mask_latent is not None:
         mask = mask_latent.detach().clone().float().to(z.device)
-        if bool(mask.sum() != 0):  # all-zero = nothing drawn = all editable (reference semantics)
+        if bool(mask.sum() != 0) or not empty_mask_editable:  # all-zero = nothing drawn = all editable (reference)
             keep = 1.0 - mask
+    elif not empty_mask_editable:
+        keep = torch.ones_like(x_init[:, :1])
     full = keep is not None or not truncate
 
+    at = handles if source_handles is None else source_handles.detach().clone().long().to(z.device)
+    anchor = None
     with torch.no_grad():
-        denoised, feats = forward(x_init, full)
-        next_ref = ddim_step(x_init, denoised.float(), sigma, sigma_next) * scale_next if keep is not None else None
-        handle_feats = feature_sampler(feats, grid_hw, dense_features)(handles[:, 0], handles[:, 1]).t()  # [N,C]
+        denoised, feats = forward(x_source, full)
+        next_ref = ddim_step(x_source, denoised.float(), sigma, sigma_next) * scale_next if keep is not None else None
+        sampler = feature_sampler(feats, grid_hw, dense_features)
+        handle_feats = sampler(at[:, 0], at[:, 1]).t()  # [N,C]
+        if anchor_radius is not None:
+            d_row, d_col = patch_offsets(anchor_radius, at.device)
+            anchor = sampler((at[:, :1] + d_row).clamp(0, grid_hw[0] - 1),
+                             (at[:, 1:] + d_col).clamp(0, grid_hw[1] - 1))  # [C,N,P], border rows replicated
         del denoised, feats
 
     # The parameter is the VP latent so Adam's lr/eps act exactly as in the reference.
@@ -302,22 +338,26 @@ def start_drag(forward: DragForward, z: Tensor, sigma, sigma_next, handles: Tens
                      keep=keep, next_ref=next_ref,
                      optimizer=torch.optim.Adam([z_param], lr=lr),
                      scaler=torch.amp.GradScaler(z.device.type, init_scale=2.0 ** 16, enabled=loss_scaling),
-                     grid_hw=tuple(grid_hw), full=full, dense=dense_features)
+                     grid_hw=tuple(grid_hw), full=full, dense=dense_features, anchor=anchor)
 
 
 def drag_update(state: DragState, forward: DragForward, *, track: bool, r_m: int = 1, r_p: int = 3,
-                lam: float = 0.1, reach_threshold: float = 2.0) -> Tuple[Optional[Tensor], Tensor]:
+                lam: float = 0.1, reach_threshold: float = 2.0, step_bound: Optional[float] = None,
+                patch_weight: Optional[float] = None, keep_features: bool = False) -> Tuple[Optional[Tensor], Tensor]:
     """One drag update: forward -> track -> (arrived?) -> loss -> Adam step.
 
     1. ``F, x0 = forward(x)`` at the state's level (features only when no mask term needs ``x0``);
     2. if ``track``, move each handle to its best match of ``handle_feats`` within ``r_p`` (:func:`track_points`);
     3. fetch the handles to the host (the update's one sync); if all are within ``reach_threshold``, stop here;
-    4. motion supervision (:func:`motion_supervision_loss`) plus ``lam * |(z_next - z_next_ref) * (1 - mask)|_1``;
+    4. motion supervision (:func:`motion_supervision_loss`, against ``state.anchor`` when set, with ``step_bound``
+       and ``patch_weight``) plus ``lam * |(z_next - z_next_ref) * (1 - mask)|_1``;
     5. one optimiser step (through GradScaler when enabled).
 
-    Returns ``(loss or None when every handle had arrived, handles on the host)``."""
+    Returns ``(loss or None when every handle had arrived, handles on the host)``; ``state.motion_loss`` holds the
+    motion part, and ``state.features`` the detached features when ``keep_features``."""
     x = state.x
     denoised, feats = forward(x, state.full)
+    state.features = feats.detach() if keep_features else None
     if track:
         with torch.no_grad():
             sampler = feature_sampler(feats.detach(), state.grid_hw, state.dense)
@@ -326,7 +366,8 @@ def drag_update(state: DragState, forward: DragForward, *, track: bool, r_m: int
     if bool(all_reached(handles_host, state.targets_host, reach_threshold)):
         return None, handles_host
     loss = motion_supervision_loss(feats, state.grid_hw, state.handles, state.targets, r_m, reach_threshold,
-                                   state.dense)
+                                   state.dense, anchor=state.anchor, step_bound=step_bound, patch_weight=patch_weight)
+    state.motion_loss = loss.detach()
     if state.keep is not None:
         x_next = ddim_step(x, denoised.float(), state.sigma, state.sigma_next) * state.scale_next
         loss = loss + lam * ((x_next - state.next_ref) * state.keep).abs().sum()

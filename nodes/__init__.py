@@ -3,12 +3,13 @@ from comfy_api.latest import ComfyExtension, io
 
 from .diffedit import DiffEditMaskInfer, MaskedDDIMDecode
 from .drag import DragLatentOptimize
+from .gooddrag import GoodDragLatentOptimize
 from .inversion import DDIMInversion
 from .lora import LoRAIdentityTune
 from .masactrl import LatentMasaCtrlDenoise
 
-NODES = [DDIMInversion, DiffEditMaskInfer, MaskedDDIMDecode, DragLatentOptimize, LatentMasaCtrlDenoise,
-         LoRAIdentityTune]
+NODES = [DDIMInversion, DiffEditMaskInfer, MaskedDDIMDecode, DragLatentOptimize, GoodDragLatentOptimize,
+         LatentMasaCtrlDenoise, LoRAIdentityTune]
 
 
 class DragEditExtension(ComfyExtension):

@@ -123,7 +123,7 @@ class LatentMasaCtrlDenoise(io.ComfyNode):
         recording = reference_recording(trajectory, recording_key)
         # A re-drag of the same source replays the recorded reference branch: only the edited latent is denoised.
         replay_only = recording.complete(steps)
-        source = [] if replay_only else [trajectory.latents[-1 - level]]  # the source at the same level
+        source = [] if replay_only else [trajectory.source_at(latent, level)]  # the source at the same level
         x = torch.cat(source + [edited.float().cpu()])
 
         def body(denoise, x):

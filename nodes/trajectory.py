@@ -62,6 +62,17 @@ class InversionTrajectory:
                              "connect the trajectory the drag used")
         return step
 
+    def source_at(self, latent: dict, step: int) -> torch.Tensor:
+        """The source (reference branch) at ``step``: the one the drag method carried along in the LATENT (GoodDrag
+        denoises its own), else the inversion's latent at that level."""
+        source = (latent.get(LEVEL_KEY) or {}).get("source")
+        if source is None:
+            return self.latents[-1 - step]
+        if not isinstance(source, torch.Tensor) or tuple(source.shape) != self.latent_shape:
+            raise ValueError(f"the latent's source at its level must be a tensor of the trajectory's shape "
+                             f"{self.latent_shape}")
+        return source
+
     def level(self, step: int) -> dict:
         """The LATENT entry that records ``step`` on this trajectory's schedule."""
         return {LEVEL_KEY: {"step": int(step), "sigma": round(float(self.sampling_sigmas()[step]), 6)}}

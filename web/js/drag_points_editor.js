@@ -8,7 +8,8 @@ import { app } from "../../scripts/app.js";
 import { api } from "../../scripts/api.js";
 import { DragPointsCanvas } from "./drag_points_canvas.js";
 
-const NODE_CLASS = "DragEdit_DragLatentOptimize";
+// Both drag methods take the same drag_points and image inputs.
+const NODE_CLASSES = new Set(["DragEdit_DragLatentOptimize", "DragEdit_GoodDragLatentOptimize"]);
 const POINTS_WIDGET = "drag_points";
 const IMAGE_INPUT = "image";
 const MIN_HEIGHT = 260;
@@ -289,7 +290,7 @@ function chainAfter(proto, name, after) {
 app.registerExtension({
   name: "DragEdit.PointEditor",
   beforeRegisterNodeDef(nodeType, nodeData) {
-    if (nodeData?.name !== NODE_CLASS) return;
+    if (!NODE_CLASSES.has(nodeData?.name)) return;
     const proto = nodeType.prototype;
 
     chainAfter(proto, "onNodeCreated", function () {
