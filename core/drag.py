@@ -303,10 +303,12 @@ def start_drag(forward: DragForward, z: Tensor, sigma, sigma_next, handles: Tens
     :func:`optimize_drag_latent` does).  ``empty_mask_editable=False``: an all-zero (or absent) mask holds the whole
     latent through the mask term, as GoodDrag's code does, instead of meaning "no mask term"."""
     x_init = z.detach().clone().float()  # a normal tensor even if z is an inference tensor
-    x_source = x_init if source is None else source.detach().clone().float()
     sigma, sigma_next = float(sigma), float(sigma_next)  # one noise level for the (single) latent
     scale = (1.0 + sigma ** 2) ** -0.5 if vp_units else 1.0
     scale_next = (1.0 + sigma_next ** 2) ** -0.5 if vp_units else 1.0
+    # A given source takes the round trip through the optimised VP latent, so where the edit equals it (GoodDrag's
+    # first step) the mask term is exactly zero, with zero gradient, as in the official code.
+    x_source = x_init if source is None else (source.detach().float() * scale) / scale
     handles = handles.detach().clone().long().to(z.device)
     targets = targets.detach().clone().long().to(z.device)
     keep = None

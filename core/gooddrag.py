@@ -104,18 +104,20 @@ def gooddrag(model, z: Tensor, sigmas: Tensor, handles: Tensor, targets: Tensor,
                     break
                 result.updates += 1
                 since_track += 1
-                if callback is not None:
-                    callback(step, result.updates, loss, handles_host)
-                if since_track == max_drags_per_track or float(state.motion_loss) <= loss_threshold * patch_weight:
+                converged = float(state.motion_loss) <= loss_threshold * patch_weight  # a host sync, as the official
+                if since_track == max_drags_per_track or converged:
                     tracks, since_track = tracks + 1, 0
                     before = state.handles
                     with torch.no_grad():  # the features of this update's forward, from before its step
                         sampler = feature_sampler(state.features, state.grid_hw, state.dense)
                         state.handles = track_points(state.handle_feats, sampler, before, r_p, state.grid_hw)
                     unchanged = unchanged + 1 if torch.equal(state.handles, before) else 0
-                    if unchanged >= max_unchanged_tracks:
-                        dragging = False
-                        break
+                    handles_host = state.handles.cpu()
+                if callback is not None:  # the handles the next update starts from
+                    callback(step, result.updates, loss, handles_host)
+                if unchanged >= max_unchanged_tracks:
+                    dragging = False
+                    break
             state.features = None
             current = state.handles
             if state.steps_run:

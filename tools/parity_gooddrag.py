@@ -1,0 +1,122 @@
+"""Compare the pack's GoodDrag (core/gooddrag.py) with a run of the official code on the same weights and inputs.
+
+    python -m tools.parity_gooddrag --official-out official.pt --inputs INPUTS [--json parity.json]
+
+``official.pt`` is what a harness around the official ``GoodDragger.good_drag`` recorded (no official code is
+here): its settings, the inverted latent, the handles after every update and after every drag step, the latent
+after every denoising step and the final latent.  ``INPUTS`` holds the same diffusers model folder (``model/``,
+random weights), ``text_embedding.pt``, ``points.json`` and ``mask.png`` the official run used.  The pack's run
+starts from the official inverted latent (so the drag stage is compared on its own) and reports, per drag step,
+whether the tracked handles are equal and how far the latents are apart, then the same for the final latent after
+latent-MasaCtrl denoising.  VP latents (diffusers) and sigma-space latents (the pack) convert by
+``x = z * sqrt(1 + sigma^2)``.
+"""
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+
+def _grid(points):
+    return torch.stack([torch.as_tensor(p).long() for p in points])
+
+
+def run(args) -> dict:
+    from diffusers import UNet2DConditionModel
+    from PIL import Image
+
+    from core.backends.diffusers_unet import (
+        DiffusersDragModel,
+        DiffusersUNetDenoiser,
+        reference_attention,
+        self_attention_layers,
+    )
+    from core.drag import image_points_to_grid, mask_to_latent, supervision_grid_hw
+    from core.gooddrag import gooddrag
+    from core.masactrl import SelfAttentionReference, masactrl_denoise
+    from core.schedules import ddim_sigmas
+    from tools.tiny_models import SD_SCHEDULER_CONFIG
+
+    torch.set_num_threads(args.threads)
+    official = torch.load(args.official_out, weights_only=False)
+    s = official["settings"]
+    inputs = Path(args.inputs)
+    unet = UNet2DConditionModel.from_pretrained(inputs / "model" / "unet").eval().requires_grad_(False)
+    backend = DiffusersUNetDenoiser(unet, SD_SCHEDULER_CONFIG)
+    cond = torch.load(inputs / "text_embedding.pt").float()
+    sigmas = ddim_sigmas(backend.sigma_table, s["n_inference_step"], s["inversion_strength"])  # descending
+    vp = lambda sigma: float(1 + float(sigma) ** 2) ** 0.5  # noqa: E731  x = z * vp(sigma)
+
+    image_hw = (s["H"], s["W"])
+    grid_hw = supervision_grid_hw(image_hw)
+    points = official["points_image_xy"]
+    handles = image_points_to_grid(points[0::2], image_hw, grid_hw)
+    targets = image_points_to_grid(points[1::2], image_hw, grid_hw)
+    mask = np.array(Image.open(inputs / "mask.png"))
+    mask = torch.from_numpy(mask[..., 0] if mask.ndim == 3 else mask).float()
+    z_top = official["inverted_latent"].float()
+    latent_hw = tuple(z_top.shape[-2:])
+    mask_latent = mask_to_latent(mask, grid_hw, latent_hw)[0, 0]
+
+    updates = []
+    with DiffusersDragModel(backend, cond) as model:
+        result = gooddrag(model, z_top * vp(sigmas[0]), sigmas, handles, targets, grid_hw=grid_hw,
+                          mask_latent=mask_latent, drag_end_step=s["drag_end_step"],
+                          drags_per_step=s["track_per_denoise"], max_drags_per_track=s["max_drag_per_track"],
+                          step_bound=float(s["beta"]), r_m=s["r1"], r_p=s["r2"], lam=s["lam"], lr=s["latent_lr"],
+                          loss_threshold=s["drag_loss_threshold"], max_unchanged_tracks=s["max_track_no_change"],
+                          callback=lambda step, update, loss, h: updates.append(h.clone()))
+        k = result.level
+        layers = self_attention_layers(unet)
+        control = SelfAttentionReference([name for name, _ in layers[10:]])  # the official start_layer=10
+        with torch.no_grad(), reference_attention(unet, control):
+            _, final = masactrl_denoise(backend.denoiser(cond), result.source, result.latent, sigmas[k:], control)
+
+    report = {"settings": {key: s[key] for key in ("n_inference_step", "inversion_strength", "drag_end_step",
+                                                    "track_per_denoise", "max_drag_per_track", "r1", "r2", "beta",
+                                                    "lam", "latent_lr", "H", "W")},
+              "level": {"pack": k, "official": len(official["drag_steps"])}}
+    official_updates = [_grid(h["handles"]) for h in official["handles_after_update"]]
+    first_difference = next((i for i, (a, b) in enumerate(zip(updates, official_updates)) if not torch.equal(a, b)),
+                            None)
+    report["updates"] = {"pack": len(updates), "official": len(official_updates),
+                         "handles_equal_after_each_update": len(updates) == len(official_updates)
+                         and first_difference is None, "first_difference": first_difference}
+    steps = []
+    for i, step in enumerate(official["drag_steps"]):
+        ours = result.handles_per_step[i] if i < len(result.handles_per_step) else None
+        theirs = _grid(step["handles_after_drag"])
+        steps.append({"step": i, "handles_equal": ours is not None and torch.equal(ours, theirs),
+                      "pack": None if ours is None else ours.tolist(), "official": theirs.tolist()})
+    report["drag_steps"] = steps
+    theirs_k = official["latents_after_denoise_step"][k - 1].float() * vp(sigmas[k])
+    report["latent_at_level"] = {"max_abs_diff": float((result.latent - theirs_k).abs().max()),
+                                 "max_abs": float(theirs_k.abs().max())}
+    final_theirs = official["final_latent"].float() * vp(sigmas[-1])
+    report["final_latent"] = {"max_abs_diff": float((final - final_theirs).abs().max()),
+                              "max_abs": float(final_theirs.abs().max())}
+    report["final_handles"] = {"pack": result.handles.tolist(), "official": _grid(official["final_handles"]).tolist()}
+    return report
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--official-out", required=True)
+    parser.add_argument("--inputs", required=True)
+    parser.add_argument("--json", help="also write the report here")
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args(argv)
+    report = run(args)
+    text = json.dumps(report, indent=1)
+    print(text)
+    if args.json:
+        Path(args.json).write_text(text + "\n")
+    ok = report["updates"]["handles_equal_after_each_update"] and all(s["handles_equal"] for s in report["drag_steps"])
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
