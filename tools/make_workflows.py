@@ -100,7 +100,8 @@ DRAG_DEFAULTS = [80, 0.01, 0.1]  # steps, learning_rate, mask_weight (DragDiffus
 DRAG_ADVANCED = [-1, 1, 3]  # feature_block (auto), motion_radius r_m, track_radius r_p
 
 
-def drag_tail(first_id, model, positive, negative, trajectory, image, mask, cfg, points, x=760):
+def drag_tail(first_id, model, positive, negative, trajectory, image, mask, cfg, points, x=760,
+              drag_type="DragEdit_DragLatentOptimize", drag_widgets=None):
     """Drag Latent Optimize -> Latent MasaCtrl Denoise -> VAEDecode -> SaveImage."""
     guidance = {"negative": ("CONDITIONING", *negative)} if negative else {}
     drag_inputs = {"model": ("MODEL", *model), "positive": ("CONDITIONING", *positive), **guidance,
@@ -109,8 +110,8 @@ def drag_tail(first_id, model, positive, negative, trajectory, image, mask, cfg,
         drag_inputs["mask"] = ("MASK", *mask)
     drag_id, denoise_id, decode_id = first_id, first_id + 1, first_id + 2
     return [
-        {"id": drag_id, "type": "DragEdit_DragLatentOptimize", "pos": [x, 300], "size": [420, 620],
-         "widgets": [points, *DRAG_DEFAULTS, cfg, *DRAG_ADVANCED], "inputs": drag_inputs,
+        {"id": drag_id, "type": drag_type, "pos": [x, 300], "size": [420, 620],
+         "widgets": drag_widgets or [points, *DRAG_DEFAULTS, cfg, *DRAG_ADVANCED], "inputs": drag_inputs,
          "outputs": [("latent", "LATENT"), ("tracked_points", "STRING")]},
         {"id": denoise_id, "type": "DragEdit_LatentMasaCtrlDenoise", "pos": [x + 460, 300], "size": [320, 200],
          "widgets": [0, -1, cfg],
@@ -156,6 +157,31 @@ def drag_real_image() -> dict:
     ])
 
 
+# GoodDrag's UI defaults: drag_end_step, drags_per_step, max_drags_per_track, step_bound, learning_rate,
+# mask_weight, motion_radius, track_radius, max_unchanged_tracks; then cfg and feature_block.
+GOODDRAG_DEFAULTS = [7, 10, 3, 4.0, 0.02, 0.2, 4, 12, 10]
+
+
+def gooddrag_real_image() -> dict:
+    """The real-image template with GoodDrag: 70 LoRA steps, inversion to 0.75, the alternation, then MasaCtrl."""
+    return build([
+        CHECKPOINT, LOAD_IMAGE, SCALE, *arm_mask(),
+        {"id": 3, "type": "VAEEncode", "pos": [20, 920], "inputs": {"pixels": ("IMAGE", 15, 0), "vae": ("VAE", 1, 2)},
+         "outputs": [("LATENT", "LATENT")]},
+        text(4, [380, 40], PICTURE, "Prompt (describes the image)"),
+        {"id": 5, "type": "DragEdit_LoRAIdentityTune", "pos": [380, 260], "size": [320, 280],
+         "widgets": [70, 0.0005, 16, 4, 0, "", False],
+         "inputs": {"model": ("MODEL", 1, 0), "positive": ("CONDITIONING", 4, 0), "latent": ("LATENT", 3, 0)},
+         "outputs": [("MODEL", "MODEL"), ("lora_name", "STRING")]},
+        {"id": 6, "type": "DragEdit_DDIMInversion", "pos": [380, 680], "widgets": [50, 0.75, 1.0],
+         "inputs": {"model": ("MODEL", 5, 0), "latent": ("LATENT", 3, 0), "positive": ("CONDITIONING", 4, 0)},
+         "outputs": [("latent", "LATENT"), ("trajectory", "INVERSION_TRAJECTORY")]},
+        *drag_tail(7, model=(5, 0), positive=(4, 0), negative=None, trajectory=(6, 1), image=(15, 0), mask=(18, 0),
+                   cfg=1.0, points=RAISE_ARM_POINTS, drag_type="DragEdit_GoodDragLatentOptimize",
+                   drag_widgets=[RAISE_ARM_POINTS, *GOODDRAG_DEFAULTS, 1.0, -1]),
+    ])
+
+
 def drag_generated_image() -> dict:
     """Generate with DDIM and CFG, invert the result, drag and denoise with the same CFG (no LoRA, as the paper)."""
     return build([
@@ -181,7 +207,7 @@ def drag_generated_image() -> dict:
 
 
 WORKFLOWS = {"diffedit.json": diffedit, "drag_real_image.json": drag_real_image,
-             "drag_generated_image.json": drag_generated_image}
+             "drag_generated_image.json": drag_generated_image, "gooddrag_real_image.json": gooddrag_real_image}
 
 # Thumbnails for the template browser (same name, .jpg): drawn here, a sketch of what each template does.
 THUMB = (400, 300)
@@ -235,8 +261,18 @@ def thumbnail_diffedit():
     return image
 
 
+def thumbnail_gooddrag_real_image():
+    image = thumbnail_drag_real_image()
+    image.paste((96, 150, 250), (0, 0, 400, 28))
+    from PIL import ImageDraw
+
+    ImageDraw.Draw(image).text((10, 10), "GoodDrag: raise the arm, drag and denoise in turn", fill="white")
+    return image
+
+
 THUMBNAILS = {"diffedit.jpg": thumbnail_diffedit, "drag_real_image.jpg": thumbnail_drag_real_image,
-              "drag_generated_image.jpg": thumbnail_drag_generated_image}
+              "drag_generated_image.jpg": thumbnail_drag_generated_image,
+              "gooddrag_real_image.jpg": thumbnail_gooddrag_real_image}
 
 if __name__ == "__main__":
     OUT.mkdir(exist_ok=True)

@@ -15,7 +15,7 @@ from .test_queue_time import _get, _post_prompt
 from .workflow_api import to_api_prompt
 
 WORKFLOWS = Path(__file__).resolve().parents[2] / "workflows"
-NAMES = ["diffedit", "drag_real_image", "drag_generated_image"]
+NAMES = ["diffedit", "drag_real_image", "drag_generated_image", "gooddrag_real_image"]
 
 
 @pytest.fixture(scope="module")
@@ -61,4 +61,5 @@ def test_templates_queue_from_the_real_frontend(stock):
                                          stock["url"])
     failed = {name: check.get("detail") for name, check in summary.get("checks", {}).items() if not check["ok"]}
     assert summary["ok"] and not failed, (failed, summary.get("exception"))
-    assert summary["checks"]["drag_real_image_editor_shows_512px"]["detail"] == {"width": 512, "height": 512}
+    for name in ("drag_real_image", "gooddrag_real_image"):
+        assert summary["checks"][f"{name}_editor_shows_512px"]["detail"] == {"width": 512, "height": 512}

@@ -112,7 +112,7 @@ def test_diffedit_workflow_executes(comfy, tiny, kind):
 
 
 @pytest.mark.parametrize("name, kind", [("drag_real_image.json", "sd1"), ("drag_real_image.json", "sdxl"),
-                                        ("drag_generated_image.json", "sd1")])
+                                        ("drag_generated_image.json", "sd1"), ("gooddrag_real_image.json", "sd1")])
 def test_drag_workflows_execute(comfy, tiny, name, kind):
     import folder_paths
 
@@ -132,14 +132,19 @@ def test_drag_workflows_execute(comfy, tiny, name, kind):
             inputs.update(steps=10)
         if node["class_type"] == "DragEdit_LoRAIdentityTune":
             inputs.update(steps=3, rank=2, batch_size=2)
-        if node["class_type"] == "DragEdit_DragLatentOptimize":
+        if node["class_type"] in ("DragEdit_DragLatentOptimize", "DragEdit_GoodDragLatentOptimize"):
             pairs = json.loads(inputs["drag_points"])
             inputs["drag_points"] = json.dumps([{k: [v / 4 for v in p[k]] for k in ("handle", "target")}
                                                 for p in pairs])
-            inputs["steps"] = 3
+            if node["class_type"] == "DragEdit_DragLatentOptimize":
+                inputs["steps"] = 3
+            else:
+                inputs.update(drag_end_step=2, drags_per_step=1, max_drags_per_track=1, motion_radius=2,
+                              track_radius=4)
     executor = run_prompt(comfy, prompt)
     outputs = executor.history_result["outputs"]
     saved = [node_id for node_id, node in prompt.items() if node["class_type"] == "SaveImage"]
     assert outputs[saved[0]]["images"], "SaveImage wrote nothing"
-    drag_id = next(node_id for node_id, node in prompt.items() if node["class_type"] == "DragEdit_DragLatentOptimize")
+    drag_id = next(node_id for node_id, node in prompt.items()
+                   if node["class_type"] in ("DragEdit_DragLatentOptimize", "DragEdit_GoodDragLatentOptimize"))
     assert outputs[drag_id]["drag_preview"] and len(json.loads(outputs[drag_id]["tracked_points"][0])) == 2

@@ -22,7 +22,8 @@ function arg(name, dflt) {
 const URL_ = arg("url", process.env.COMFY_URL || "http://127.0.0.1:8188/");
 const CHROMIUM = arg("chromium", process.env.CHROMIUM_PATH || "/usr/bin/chromium");
 const WORKFLOWS = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..", "..", "workflows");
-const TEMPLATES = ["diffedit", "drag_real_image", "drag_generated_image"];
+const TEMPLATES = ["diffedit", "drag_real_image", "drag_generated_image", "gooddrag_real_image"];
+const DRAG_NODES = new Set([NODE_CLASS, "DragEdit_GoodDragLatentOptimize"]);
 
 const summary = { url: URL_, ok: false, checks: {}, failures: [] };
 const check = (name, ok, detail) => {
@@ -56,16 +57,16 @@ async function main() {
       check(`${name}_loads`, (await loadWorkflow(page, workflow, `${name}.json`)) === null);
       const missing = await page.evaluate(() => window.app.graph.nodes.filter((n) => n.has_errors).map((n) => n.type));
       check(`${name}_no_broken_nodes`, missing.length === 0, missing);
-      if (name === "drag_real_image") {
+      if (name.endsWith("real_image")) {
         let size = null;
         for (let i = 0; i < 50 && !size?.width; i++) {
           await page.waitForTimeout(200);
-          size = await page.evaluate((type) => {
-            const node = window.app.graph.nodes.find((n) => n.type === type);
+          size = await page.evaluate((types) => {
+            const node = window.app.graph.nodes.find((n) => types.includes(n.type));
             return window.__dragEdit.state(node.id)?.editor?.imageSize ?? null;
-          }, NODE_CLASS);
+          }, [...DRAG_NODES]);
         }
-        check("drag_real_image_editor_shows_512px", size?.width === 512 && size?.height === 512, size);
+        check(`${name}_editor_shows_512px`, size?.width === 512 && size?.height === 512, size);
       }
       const queued = await queueAsOpened(page);
       check(`${name}_queued_as_opened`, queued.status === 200 && !queued.queueError &&
