@@ -19,6 +19,7 @@ from ..core.preview import drag_preview_image, to_pil
 from . import checks
 from .drag import check_drag_inputs
 from .inversion import Trajectory
+from .trajectory import LEVEL_KEY
 
 
 class GoodDragLatentOptimize(io.ComfyNode):
@@ -136,7 +137,7 @@ class GoodDragLatentOptimize(io.ComfyNode):
         edited, result = backend.run_guided(patched, positive, negative, cfg, samples, sigmas, body, autograd=True)
         source = backend.to_latent_space(model, result.source).detach().clone()
         level = trajectory.level(result.level)
-        level[next(iter(level))]["source"] = source.to(torch.float32).cpu()
+        level[LEVEL_KEY]["source"] = source.to(torch.float32).cpu()  # Latent MasaCtrl Denoise's reference branch
         tracked = format_drag_points(grid_points_to_image(result.handles.cpu(), image_hw, grid_hw), targets_xy)
         out = {"samples": edited.detach().clone(), **level}
         preview = ui.ImageSaveHelper.save_images(image[:1, ..., :3], "drag_edit_points", ui.FolderType.temp, cls)
