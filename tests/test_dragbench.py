@@ -1,0 +1,68 @@
+"""DragBench samples are read with a restricted unpickler: the format round-trips, nothing else is ever run."""
+import json
+import os
+import pickle
+
+import numpy as np
+import pytest
+
+from core.dragbench import drag_points_json, read_meta
+
+
+def write_meta(folder, meta):
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "meta_data.pkl").write_bytes(pickle.dumps(meta))
+    return folder / "meta_data.pkl"
+
+
+def test_the_format_round_trips(tmp_path):
+    mask = np.zeros((48, 64), np.uint8)
+    mask[10:30, 20:50] = 1
+    points = [[12, 20], [30, 22], [40, 10], [44, 30]]  # handle, target, handle, target
+    path = write_meta(tmp_path / "JH_2023-09-14-1820-16", {"prompt": "a cat", "points": points, "mask": mask})
+    meta = read_meta(path)
+    assert meta["prompt"] == "a cat" and meta["points"] == [[12.0, 20.0], [30.0, 22.0], [40.0, 10.0], [44.0, 30.0]]
+    assert meta["mask"].dtype == np.float32 and np.array_equal(meta["mask"], mask.astype(np.float32))
+    pairs = json.loads(drag_points_json(meta["points"]))
+    assert pairs == [{"handle": [12.0, 20.0], "target": [30.0, 22.0]}, {"handle": [40.0, 10.0], "target": [44.0, 30.0]}]
+    # numpy points and an all-zero float mask (nothing drawn), as the labeling tool writes them
+    path = write_meta(tmp_path / "b", {"prompt": "", "points": [np.array([1, 2]), np.array([3, 4])],
+                                       "mask": np.zeros((8, 8), np.float64)})
+    assert read_meta(path)["points"] == [[1.0, 2.0], [3.0, 4.0]] and not read_meta(path)["mask"].any()
+
+
+class Payload:
+    """Unpickling this would create a file: it must never happen."""
+
+    def __init__(self, target):
+        self.target = target
+
+    def __reduce__(self):
+        return (open, (self.target, "w"))
+
+
+def test_a_pickle_that_would_run_code_is_refused_and_nothing_runs(tmp_path):
+    created = tmp_path / "pwned.txt"
+    for evil in (Payload(str(created)), {"prompt": "x", "points": [], "mask": Payload(str(created))}):
+        path = tmp_path / "meta_data.pkl"
+        path.write_bytes(pickle.dumps(evil))
+        with pytest.raises(ValueError, match="refers to (io|builtins).open, which a DragBench sample never contains"):
+            read_meta(path)
+        assert not created.exists()
+    path.write_bytes(pickle.dumps({"prompt": "x", "points": [], "mask": os.system}))  # a callable, not a call
+    with pytest.raises(ValueError, match="refers to posix.system|refers to nt.system"):
+        read_meta(path)
+
+
+@pytest.mark.parametrize("meta, message", [
+    ({"prompt": "x", "points": [[1, 2]], "mask": np.zeros((4, 4))}, "alternate handle and target"),
+    ({"prompt": 3, "points": [[1, 2], [3, 4]], "mask": np.zeros((4, 4))}, "'prompt' must be text"),
+    ({"prompt": "x", "points": [[1, 2], [3, 4]], "mask": np.zeros(4)}, "'mask' must be HxW"),
+    (["not", "a", "dict"], "must hold a dict"),
+])
+def test_malformed_samples_say_what_is_wrong(tmp_path, meta, message):
+    with pytest.raises(ValueError, match=message):
+        read_meta(write_meta(tmp_path, meta))
+    (tmp_path / "meta_data.pkl").write_bytes(b"\x80\x04truncated")
+    with pytest.raises(ValueError, match="is not a readable meta_data.pkl"):
+        read_meta(tmp_path / "meta_data.pkl")
