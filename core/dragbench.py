@@ -62,3 +62,36 @@ def read_meta(path) -> dict:
 def drag_points_json(points) -> str:
     """The alternating DragBench points as the drag nodes' ``drag_points`` JSON."""
     return json.dumps([{"handle": list(points[i]), "target": list(points[i + 1])} for i in range(0, len(points), 2)])
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Mean Distance (DragBench's point matching, run_eval_point_matching.py): where did the handle's content go?
+
+def match_points(source_features, edited_features, handles_xy, image_hw):
+    """For each handle, the pixel of the edited image whose feature is most cosine-similar to the handle's feature
+    in the source image, searched over the whole image (no window), as the protocol does.
+
+    ``*_features``: ``[C,h,w]`` maps (e.g. DIFT features) upsampled bilinearly to ``image_hw`` here;
+    ``handles_xy``: ``[[x, y], ...]`` pixels.  Returns ``[[x, y], ...]`` integer pixels."""
+    import torch
+    import torch.nn.functional as F
+
+    def full(features):
+        return F.interpolate(torch.as_tensor(features).float()[None], size=tuple(image_hw), mode="bilinear")[0]
+
+    source, edited = full(source_features), full(edited_features)
+    flat = F.normalize(edited.reshape(edited.shape[0], -1), dim=0)  # [C, H*W]
+    width = image_hw[1]
+    found = []
+    for x, y in handles_xy:
+        row, col = int(round(float(y))), int(round(float(x)))
+        query = F.normalize(source[:, row, col], dim=0)
+        best = int((query @ flat).argmax())
+        found.append([best % width, best // width])
+    return found
+
+
+def mean_distance(matched_xy, targets_xy) -> tuple[list, float]:
+    """Distances in pixels from each matched point to its target, and their mean (over all pairs)."""
+    distances = [float(np.hypot(mx - tx, my - ty)) for (mx, my), (tx, ty) in zip(matched_xy, targets_xy)]
+    return distances, float(np.mean(distances)) if distances else float("nan")

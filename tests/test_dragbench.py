@@ -66,3 +66,42 @@ def test_malformed_samples_say_what_is_wrong(tmp_path, meta, message):
     (tmp_path / "meta_data.pkl").write_bytes(b"\x80\x04truncated")
     with pytest.raises(ValueError, match="is not a readable meta_data.pkl"):
         read_meta(tmp_path / "meta_data.pkl")
+
+
+def _feature_image(seed=0, channels=16, hw=(40, 56)):
+    """A feature map with a distinct vector at every pixel (random, smooth enough to survive upsampling)."""
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(channels, *hw, generator=g)
+
+
+def test_mean_distance_is_zero_for_an_identity_edit():
+    from core.dragbench import match_points, mean_distance
+
+    features = _feature_image()
+    handles, targets = [[10, 12], [40, 30]], [[20, 12], [35, 20]]
+    matched = match_points(features, features, handles, (40, 56))
+    assert matched == handles
+    distances, mean = mean_distance(matched, handles)
+    assert distances == [0.0, 0.0] and mean == 0.0
+    distances, mean = mean_distance(matched, targets)  # nothing moved: the distance to the targets remains
+    diagonal = float(np.hypot(5, 10))
+    assert distances == [10.0, pytest.approx(diagonal)] and mean == pytest.approx((10 + diagonal) / 2)
+
+
+def test_mean_distance_equals_a_known_translation():
+    import torch
+
+    from core.dragbench import match_points, mean_distance
+
+    source = _feature_image(seed=1)
+    shift = (3, 7)  # rows down, columns right: the edit moved everything by this
+    edited = torch.roll(source, shifts=shift, dims=(1, 2))
+    handles = [[12, 10], [30, 25], [44, 18]]  # away from the wrapped border
+    targets = [[x + 7, y + 3] for x, y in handles]  # the edit did exactly what was asked
+    matched = match_points(source, edited, handles, (40, 56))
+    assert matched == targets
+    assert mean_distance(matched, targets)[1] == 0.0
+    asked_more = [[x + 10, y + 3] for x, y in handles]  # targets 3 px further right than the content went
+    assert mean_distance(matched, asked_more)[1] == pytest.approx(3.0)
