@@ -3,13 +3,14 @@ from comfy_api.latest import ComfyExtension, io
 
 from .diffedit import DiffEditMaskInfer, MaskedDDIMDecode
 from .drag import DragLatentOptimize
+from .dragbench import DragBenchLoadSample
 from .gooddrag import GoodDragLatentOptimize
 from .inversion import DDIMInversion
 from .lora import LoRAIdentityTune
 from .masactrl import LatentMasaCtrlDenoise
 
 NODES = [DDIMInversion, DiffEditMaskInfer, MaskedDDIMDecode, DragLatentOptimize, GoodDragLatentOptimize,
-         LatentMasaCtrlDenoise, LoRAIdentityTune]
+         LatentMasaCtrlDenoise, LoRAIdentityTune, DragBenchLoadSample]
 
 
 class DragEditExtension(ComfyExtension):

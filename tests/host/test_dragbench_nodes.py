@@ -1,0 +1,61 @@
+"""DragBench Load Sample inside real ComfyUI: a sample in the DragBench layout round-trips into the drag inputs."""
+import json
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+
+def write_sample(folder: Path, width=64, height=45, meta=None):
+    folder.mkdir(parents=True, exist_ok=True)
+    pixels = (np.random.default_rng(0).random((height, width, 3)) * 255).astype(np.uint8)
+    Image.fromarray(pixels).save(folder / "original_image.png")
+    mask = np.zeros((height, width), np.uint8)
+    mask[5:30, 10:50] = 1
+    meta = meta if meta is not None else {"prompt": "a tiny test", "points": [[12, 20], [30, 22]], "mask": mask}
+    (folder / "meta_data.pkl").write_bytes(pickle.dumps(meta))
+    return pixels, mask
+
+
+def load(comfy, sample):
+    return comfy.NODE_CLASS_MAPPINGS["DragEdit_DragBenchLoadSample"].execute(sample).args
+
+
+def test_a_sample_round_trips_into_the_drag_inputs(comfy):
+    import folder_paths
+
+    pixels, mask = write_sample(Path(folder_paths.get_input_directory()) / "DragBench" / "animals" / "JH_1")
+    image, prompt, points, out_mask = load(comfy, "DragBench/animals/JH_1")
+    assert image.shape == (1, 45, 64, 3) and torch.allclose(image[0], torch.from_numpy(pixels / 255.0).float())
+    assert prompt == "a tiny test"
+    assert json.loads(points) == [{"handle": [12.0, 20.0], "target": [30.0, 22.0]}]
+    assert torch.equal(out_mask[0], torch.from_numpy(mask.astype(np.float32)))
+    # 45 rows is not a multiple of 8: the drag nodes take the image as VAE Encode crops it (5 latent rows)
+    assert image.shape[1] // 8 == 5
+
+
+def test_a_payload_pickle_is_refused_and_runs_nothing(comfy, tmp_path):
+    import folder_paths
+
+    created = tmp_path / "pwned.txt"
+
+    class Payload:
+        def __reduce__(self):
+            return (open, (str(created), "w"))
+
+    write_sample(Path(folder_paths.get_input_directory()) / "DragBench" / "evil", meta=Payload())
+    with pytest.raises(ValueError, match="refers to (io|builtins).open, which a DragBench sample never contains"):
+        load(comfy, "DragBench/evil")
+    assert not created.exists()
+
+
+@pytest.mark.parametrize("sample, message", [("", "sample is empty"), ("../outside", "no '..'"),
+                                             ("/etc", "no absolute path")])
+def test_bad_sample_paths_are_refused_at_queue_time(comfy, sample, message):
+    validate = comfy.NODE_CLASS_MAPPINGS["DragEdit_DragBenchLoadSample"].validate_inputs
+    assert message in validate(sample=sample)
+    with pytest.raises(ValueError, match=message.replace("'", ".")):
+        load(comfy, sample)
