@@ -95,3 +95,22 @@ def mean_distance(matched_xy, targets_xy) -> tuple[list, float]:
     """Distances in pixels from each matched point to its target, and their mean (over all pairs)."""
     distances = [float(np.hypot(mx - tx, my - ty)) for (mx, my), (tx, ty) in zip(matched_xy, targets_xy)]
     return distances, float(np.mean(distances)) if distances else float("nan")
+
+
+def dift_features(features, latent, sigma: float, ensemble: int = 8, seed: int = 42):
+    """DIFT features of one encoded image, as DragBench's point matching computes them: the latent noised to
+    ``sigma`` with ``ensemble`` noise draws, one truncated forward each, the decoder features averaged.
+
+    ``features(x, sigma_batch, full)`` is a :class:`core.drag_model.DragModel`'s ``features`` (the capture set to
+    the protocol's block); ``latent`` ``[1,C,h,w]`` in sigma space.  The noise comes from a CPU generator seeded
+    with ``seed`` for each image, so an unchanged image keeps its features.  Returns ``[C',h',w']``."""
+    import torch
+
+    from .ddim import batch_sigma
+
+    generator = torch.Generator().manual_seed(seed)
+    noise = torch.randn((ensemble, *latent.shape[1:]), generator=generator).to(latent)
+    x = latent.expand(ensemble, -1, -1, -1) + sigma * noise
+    with torch.no_grad():
+        _, feats = features(x, batch_sigma(sigma, x), False)
+    return feats.float().mean(0)

@@ -3,14 +3,14 @@ from comfy_api.latest import ComfyExtension, io
 
 from .diffedit import DiffEditMaskInfer, MaskedDDIMDecode
 from .drag import DragLatentOptimize
-from .dragbench import DragBenchLoadSample
+from .dragbench import DragBenchLoadSample, MeanDistance
 from .gooddrag import GoodDragLatentOptimize
 from .inversion import DDIMInversion
 from .lora import LoRAIdentityTune
 from .masactrl import LatentMasaCtrlDenoise
 
 NODES = [DDIMInversion, DiffEditMaskInfer, MaskedDDIMDecode, DragLatentOptimize, GoodDragLatentOptimize,
-         LatentMasaCtrlDenoise, LoRAIdentityTune, DragBenchLoadSample]
+         LatentMasaCtrlDenoise, LoRAIdentityTune, DragBenchLoadSample, MeanDistance]
 
 
 class DragEditExtension(ComfyExtension):

@@ -1,4 +1,5 @@
-"""DragBench Load Sample node: one DragBench sample as the drag nodes' inputs."""
+"""DragBench nodes: Load Sample (one sample as the drag nodes' inputs) and Mean Distance."""
+import json
 from pathlib import Path
 
 import numpy as np
@@ -8,7 +9,25 @@ from PIL import Image
 import folder_paths
 from comfy_api.latest import io
 
-from ..core.dragbench import IMAGE_FILE, META_FILE, drag_points_json, read_meta
+from ..core.backends import comfy as backend
+from ..core.backends.comfy_unet import (
+    ComfyDragModel,
+    FeatureCapture,
+    check_feature_block,
+    diffusion_model,
+    dift_feature_block,
+)
+from ..core.dragbench import (
+    IMAGE_FILE,
+    META_FILE,
+    dift_features,
+    drag_points_json,
+    match_points,
+    mean_distance,
+    read_meta,
+)
+from ..core.points import parse_drag_points, read_drag_points
+from . import checks
 
 
 def _relative_folder(sample: str) -> Path:
@@ -85,3 +104,77 @@ class DragBenchLoadSample(io.ComfyNode):
                 raise ValueError(f"{META_FILE} has the point ({x:g}, {y:g}) outside the {width}x{height} image")
         image = torch.from_numpy(pixels)[None]
         return io.NodeOutput(image, meta["prompt"], drag_points_json(meta["points"]), torch.from_numpy(mask)[None])
+
+
+class MeanDistance(io.ComfyNode):
+    """DragBench's Mean Distance: where the handles' content went, by DIFT feature matching."""
+
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="DragEdit_MeanDistance",
+            display_name="DragBench Mean Distance",
+            category="image editing/DragBench",
+            description="DragBench's Mean Distance: for each pair, finds the handle's content in the edited image "
+                        "by DIFT features (noised latent, decoder features, an ensemble of noise draws, cosine "
+                        "matching over the whole image) and measures its distance to the target, in pixels.",
+            inputs=[
+                io.Model.Input("model", tooltip="The protocol uses SD2.1; any checkpoint works (name it in your "
+                                                "results)."),
+                io.Vae.Input("vae", tooltip="The model's VAE."),
+                io.Conditioning.Input("prompt", tooltip="The sample's prompt (no CFG, as the protocol)."),
+                io.Image.Input("original", tooltip="The sample's original image."),
+                io.Image.Input("edited", tooltip="The edited image (resized to the original's size if needed)."),
+                io.String.Input("drag_points", multiline=True, default="[]",
+                                tooltip="The sample's pairs, as DragBench Load Sample gives them."),
+                io.Int.Input("timestep", default=261, min=0, max=999,
+                             tooltip="Noise level of the DIFT features (the protocol's t = 261)."),
+                io.Int.Input("ensemble", default=8, min=1, max=64, tooltip="Noise draws averaged (protocol: 8)."),
+                io.Int.Input("seed", default=42, min=0, max=0xFFFFFFFFFFFFFFFF, tooltip="Seed of the noise draws."),
+                io.Int.Input("feature_block", default=-1, min=-1, max=64,
+                             tooltip="Decoder block of the features; -1 = the protocol's (the block upsampling to "
+                                     "half the latent resolution: SD2.1's up_blocks[1])."),
+            ],
+            outputs=[
+                io.Float.Output(display_name="mean_distance", tooltip="Mean over the pairs, in pixels."),
+                io.String.Output(display_name="distances", tooltip="JSON: the distance of each pair, in pixels."),
+            ],
+        )
+
+    @classmethod
+    def validate_inputs(cls, drag_points) -> bool | str:
+        if drag_points is not None:
+            try:
+                read_drag_points(drag_points)
+            except ValueError as error:
+                return str(error)
+        return True
+
+    @classmethod
+    def execute(cls, model, vae, prompt, original, edited, drag_points, timestep, ensemble, seed,
+                feature_block) -> io.NodeOutput:
+        checks.model(model)
+        prompt = checks.conditioning(prompt, "prompt")
+        image_hw = tuple(original.shape[1:3])
+        handles, targets = parse_drag_points(drag_points, image_hw)
+        if tuple(edited.shape[1:3]) != image_hw:  # as the protocol: the result resized to the source's size
+            edited = torch.nn.functional.interpolate(edited.movedim(-1, 1), size=image_hw, mode="bilinear",
+                                                     align_corners=False).movedim(1, -1)
+        unet = diffusion_model(model)
+        block = dift_feature_block(unet) if feature_block < 0 else check_feature_block(unet, feature_block)
+        table = backend.sigma_table(model)
+        sigma = float(table[min(max(timestep, 0), len(table) - 1)])
+        latents = [vae.encode(image[:1, ..., :3]) for image in (original, edited)]
+        capture = FeatureCapture(block)
+        patched = capture.attach(model)
+
+        def body(denoise, x):
+            drag_model = ComfyDragModel(denoise, unet, capture, 1.0)
+            maps = [dift_features(drag_model.features, row[None], sigma, ensemble, seed) for row in x]
+            return x, maps
+
+        _, (source_map, edited_map) = backend.run_guided(patched, prompt, None, 1.0, torch.cat(latents),
+                                                         torch.tensor([sigma]), body)
+        matched = match_points(source_map, edited_map, handles.tolist(), image_hw)
+        distances, mean = mean_distance(matched, targets.tolist())
+        return io.NodeOutput(mean, json.dumps([round(d, 3) for d in distances]))

@@ -61,6 +61,16 @@ def default_feature_block(unet) -> int:
     return upsampling[-1]
 
 
+def dift_feature_block(unet) -> int:
+    """DragBench's DIFT feature: the decoder block that upsamples to half the latent resolution (SD2.1:
+    ``output_blocks[5]``, diffusers' ``up_blocks[1]``, 1280 channels; SDXL: ``output_blocks[2]``); a UNet with a
+    single upsampling block uses that one."""
+    upsampling = [i for i, block in enumerate(unet.output_blocks) if any(isinstance(m, Upsample) for m in block)]
+    if not upsampling:
+        raise ValueError("this UNet has no upsampling decoder block to take DIFT features from")
+    return upsampling[-2] if len(upsampling) >= 2 else upsampling[-1]
+
+
 def check_feature_block(unet, block: int) -> int:
     """``block`` (-1 = default) as an output block whose output reaches another block's patch."""
     if block < 0:

@@ -59,3 +59,20 @@ def test_bad_sample_paths_are_refused_at_queue_time(comfy, sample, message):
     assert message in validate(sample=sample)
     with pytest.raises(ValueError, match=message.replace("'", ".")):
         load(comfy, sample)
+
+
+def test_mean_distance_node_on_a_tiny_model(comfy, tiny):
+    """An unchanged image: every handle is found where it was, so with targets on the handles the distance is 0,
+    and with targets 10 px away it is 10."""
+    from .test_workflows import FakeVAE
+
+    model, cond = tiny.make_model("sd1"), tiny.conditioning()
+    picture = torch.rand(1, 128, 128, 3, generator=torch.Generator().manual_seed(3))
+    node = comfy.NODE_CLASS_MAPPINGS["DragEdit_MeanDistance"]
+    here = json.dumps([{"handle": [40, 50], "target": [40, 50]}, {"handle": [90, 70], "target": [90, 70]}])
+    away = json.dumps([{"handle": [40, 50], "target": [50, 50]}, {"handle": [90, 70], "target": [90, 80]}])
+    with torch.inference_mode():
+        mean, distances = node.execute(model, FakeVAE(), cond, picture, picture.clone(), here, 261, 2, 42, -1).args
+        assert mean == 0.0 and json.loads(distances) == [0.0, 0.0]
+        mean, distances = node.execute(model, FakeVAE(), cond, picture, picture.clone(), away, 261, 2, 42, -1).args
+        assert mean == pytest.approx(10.0) and json.loads(distances) == [10.0, 10.0]
