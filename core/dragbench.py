@@ -114,3 +114,24 @@ def dift_features(features, latent, sigma: float, ensemble: int = 8, seed: int =
     with torch.no_grad():
         _, feats = features(x, batch_sigma(sigma, x), False)
     return feats.float().mean(0)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Image Fidelity (run_eval_similarity.py): 1 - LPIPS between the original and the edited image
+
+def image_fidelity(distance, original, edited) -> float:
+    """``1 - distance(a, b)`` for IMAGE rows ``[1,H,W,3]`` in 0..1, prepared as the protocol prepares them: the
+    edited image resized to the original's size, both mapped to [-1, 1] and resized to 224x224 (bilinear; a
+    non-square picture is squashed).  ``distance`` is an LPIPS module (AlexNet, as the protocol)."""
+    import torch
+    import torch.nn.functional as F
+
+    def prepare(image, size):
+        x = image[:1, ..., :3].movedim(-1, 1).float() * 2 - 1
+        return F.interpolate(x, size=size, mode="bilinear", align_corners=False) if tuple(x.shape[-2:]) != size else x
+
+    size = tuple(original.shape[1:3])
+    a = F.interpolate(prepare(original, size), size=(224, 224), mode="bilinear", align_corners=False)
+    b = F.interpolate(prepare(edited, size), size=(224, 224), mode="bilinear", align_corners=False)
+    with torch.no_grad():
+        return 1.0 - float(distance(a, b).reshape(-1)[0])

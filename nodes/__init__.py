@@ -3,14 +3,15 @@ from comfy_api.latest import ComfyExtension, io
 
 from .diffedit import DiffEditMaskInfer, MaskedDDIMDecode
 from .drag import DragLatentOptimize
-from .dragbench import DragBenchLoadSample, MeanDistance
+from .dragbench import DragBenchLoadSample, ImageFidelity, MeanDistance
 from .gooddrag import GoodDragLatentOptimize
 from .inversion import DDIMInversion
 from .lora import LoRAIdentityTune
 from .masactrl import LatentMasaCtrlDenoise
 
 NODES = [DDIMInversion, DiffEditMaskInfer, MaskedDDIMDecode, DragLatentOptimize, GoodDragLatentOptimize,
-         LatentMasaCtrlDenoise, LoRAIdentityTune, DragBenchLoadSample, MeanDistance]
+         LatentMasaCtrlDenoise, LoRAIdentityTune, DragBenchLoadSample, MeanDistance,
+         ImageFidelity]
 
 
 class DragEditExtension(ComfyExtension):

@@ -22,6 +22,7 @@ from ..core.dragbench import (
     META_FILE,
     dift_features,
     drag_points_json,
+    image_fidelity,
     match_points,
     mean_distance,
     read_meta,
@@ -178,3 +179,51 @@ class MeanDistance(io.ComfyNode):
         matched = match_points(source_map, edited_map, handles.tolist(), image_hw)
         distances, mean = mean_distance(matched, targets.tolist())
         return io.NodeOutput(mean, json.dumps([round(d, 3) for d in distances]))
+
+
+_LPIPS = {}
+
+
+def lpips_alex():
+    """The maintained LPIPS (``pip install lpips``) with AlexNet; its backbone weights come through torchvision's
+    hub cache, which this machine may not be able to download: then say exactly which file goes where."""
+    if "alex" in _LPIPS:
+        return _LPIPS["alex"]
+    try:
+        import lpips
+        from torchvision.models import AlexNet_Weights
+    except ImportError as error:
+        raise ValueError(f"Image Fidelity needs the lpips package ({error.name} is missing): "
+                         "pip install lpips") from None
+    url = AlexNet_Weights.IMAGENET1K_V1.url
+    target = Path(torch.hub.get_dir()) / "checkpoints" / Path(url).name
+    if not target.is_file():
+        raise ValueError(f"Image Fidelity (LPIPS, AlexNet) needs the AlexNet ImageNet weights: download {url} and "
+                         f"put it at {target}")
+    _LPIPS["alex"] = lpips.LPIPS(net="alex", verbose=False).eval()
+    return _LPIPS["alex"]
+
+
+class ImageFidelity(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="DragEdit_ImageFidelity",
+            display_name="DragBench Image Fidelity",
+            category="image editing/DragBench",
+            description="DragBench's Image Fidelity: 1 - LPIPS (AlexNet) between the original and the edited image, "
+                        "both resized to 224x224 as the protocol does. Higher is closer to the original.",
+            inputs=[
+                io.Image.Input("original", tooltip="The sample's original image."),
+                io.Image.Input("edited", tooltip="The edited image (resized to the original's size first)."),
+            ],
+            outputs=[io.Float.Output(display_name="image_fidelity", tooltip="1 - LPIPS, in [0, 1] for typical "
+                                                                              "images.")],
+        )
+
+    @classmethod
+    def execute(cls, original, edited) -> io.NodeOutput:
+        for image, what in ((original, "original"), (edited, "edited")):
+            if not isinstance(image, torch.Tensor) or image.ndim != 4 or image.shape[-1] < 3:
+                raise ValueError(f"{what} must be an IMAGE [batch, height, width, channels]")
+        return io.NodeOutput(image_fidelity(lpips_alex(), original, edited))

@@ -105,3 +105,23 @@ def test_mean_distance_equals_a_known_translation():
     assert mean_distance(matched, targets)[1] == 0.0
     asked_more = [[x + 10, y + 3] for x, y in handles]  # targets 3 px further right than the content went
     assert mean_distance(matched, asked_more)[1] == pytest.approx(3.0)
+
+
+def test_image_fidelity_prepares_images_as_the_protocol():
+    """Both to [-1, 1] at 224x224 (the edited one first resized to the original's size); 1 - distance."""
+    import torch
+
+    from core.dragbench import image_fidelity
+
+    seen = []
+
+    def distance(a, b):
+        seen.append((a, b))
+        return (a - b).abs().mean().reshape(1, 1, 1, 1)
+
+    original = torch.rand(1, 48, 80, 3, generator=torch.Generator().manual_seed(0))
+    assert image_fidelity(distance, original, original.clone()) == 1.0
+    a, b = seen[-1]
+    assert a.shape == b.shape == (1, 3, 224, 224) and a.min() >= -1 and a.max() <= 1
+    white = torch.ones(1, 96, 160, 3)  # another size: resized, then compared
+    assert image_fidelity(distance, torch.zeros(1, 48, 80, 3), white) == pytest.approx(1.0 - 2.0)

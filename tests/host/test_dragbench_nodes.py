@@ -76,3 +76,28 @@ def test_mean_distance_node_on_a_tiny_model(comfy, tiny):
         assert mean == 0.0 and json.loads(distances) == [0.0, 0.0]
         mean, distances = node.execute(model, FakeVAE(), cond, picture, picture.clone(), away, 261, 2, 42, -1).args
         assert mean == pytest.approx(10.0) and json.loads(distances) == [10.0, 10.0]
+
+
+def test_image_fidelity_names_the_missing_weights_and_computes_one_minus_lpips(comfy, monkeypatch, tmp_path):
+    lpips = pytest.importorskip("lpips", reason="Image Fidelity's host test needs `pip install lpips`")
+    from .pack import pack_module
+
+    dragbench = pack_module("nodes.dragbench")
+    node = comfy.NODE_CLASS_MAPPINGS["DragEdit_ImageFidelity"]
+    picture = torch.rand(1, 64, 96, 3, generator=torch.Generator().manual_seed(0))
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    dragbench._LPIPS.clear()
+    with pytest.raises(ValueError, match=f"download .*alexnet-.*\\.pth and put it at {tmp_path}/hub/checkpoints/"):
+        node.execute(picture, picture)
+    # with a (randomly initialised) AlexNet in place, the protocol's arithmetic: an unchanged image scores 1
+    dragbench._LPIPS["alex"] = lpips.LPIPS(net="alex", pnet_rand=True, verbose=False).eval()
+    try:
+        assert node.execute(picture, picture.clone()).args[0] == pytest.approx(1.0, abs=1e-6)
+        noisy = (picture + 0.3 * torch.randn(picture.shape, generator=torch.Generator().manual_seed(1))).clamp(0, 1)
+        assert node.execute(picture, noisy).args[0] < 1.0
+        # the edited image is resized to the original's size first
+        bigger = torch.nn.functional.interpolate(picture.movedim(-1, 1), size=(128, 192), mode="bilinear",
+                                                 align_corners=False).movedim(1, -1)
+        assert node.execute(picture, bigger).args[0] > node.execute(picture, noisy).args[0]
+    finally:
+        dragbench._LPIPS.clear()
