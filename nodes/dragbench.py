@@ -116,6 +116,7 @@ class MeanDistance(io.ComfyNode):
             node_id="DragEdit_MeanDistance",
             display_name="DragBench Mean Distance",
             category="image editing/DragBench",
+            is_output_node=True,
             description="DragBench's Mean Distance: for each pair, finds the handle's content in the edited image "
                         "by DIFT features (noised latent, decoder features, an ensemble of noise draws, cosine "
                         "matching over the whole image) and measures its distance to the target, in pixels.",
@@ -178,7 +179,9 @@ class MeanDistance(io.ComfyNode):
                                                          torch.tensor([sigma]), body)
         matched = match_points(source_map, edited_map, handles.tolist(), image_hw)
         distances, mean = mean_distance(matched, targets.tolist())
-        return io.NodeOutput(mean, json.dumps([round(d, 3) for d in distances]))
+        per_pair = json.dumps([round(d, 3) for d in distances])
+        # Shown on the node and kept in the prompt's history, where a headless runner reads it.
+        return io.NodeOutput(mean, per_pair, ui={"mean_distance": [mean], "distances": [per_pair]})
 
 
 _LPIPS = {}
@@ -211,6 +214,7 @@ class ImageFidelity(io.ComfyNode):
             node_id="DragEdit_ImageFidelity",
             display_name="DragBench Image Fidelity",
             category="image editing/DragBench",
+            is_output_node=True,
             description="DragBench's Image Fidelity: 1 - LPIPS (AlexNet) between the original and the edited image, "
                         "both resized to 224x224 as the protocol does. Higher is closer to the original.",
             inputs=[
@@ -226,4 +230,5 @@ class ImageFidelity(io.ComfyNode):
         for image, what in ((original, "original"), (edited, "edited")):
             if not isinstance(image, torch.Tensor) or image.ndim != 4 or image.shape[-1] < 3:
                 raise ValueError(f"{what} must be an IMAGE [batch, height, width, channels]")
-        return io.NodeOutput(image_fidelity(lpips_alex(), original, edited))
+        fidelity = image_fidelity(lpips_alex(), original, edited)
+        return io.NodeOutput(fidelity, ui={"image_fidelity": [fidelity]})
