@@ -21,14 +21,17 @@ Follows the official code (``zewei-Zhang/GoodDrag``: ``pipeline.py`` ``GoodDragg
 3. The result is the latent and the source after the last drag step's denoise, ``level`` steps below the inverted
    level: latent-MasaCtrl denoising continues from there with the source as its reference branch.
 
-Deliberate deviations (each shown by a test):
+Deliberate deviations:
 
 * Border handling as :mod:`core.drag`: patches and tracking windows that cross the grid border are clamped
-  (replicate padding, full-size patch); the official slicing shrinks or shifts them there (or fails).
+  (replicate padding, full-size patch); the official slicing shrinks or shifts them there, or fails
+  (``tests/test_gooddrag_core.py`` runs a handle on the border).
 * Mixed precision: the official code wraps the UNet in ``accelerate`` fp16 autocast; here the UNet runs in its
   own dtype with ``torch.amp.GradScaler`` for fp16 (as :mod:`core.drag`), and the latent is optimised in fp32.
-* Without a mask the mask term holds the whole latent, as the official code does (its empty mask is all zeros);
-  pass ``empty_mask_editable=True`` for DragDiffusion's reading (no mask term).
+
+Kept as the official code does: without a mask the mask term holds the whole latent (its empty mask is all
+zeros; ``empty_mask_editable=True`` gives DragDiffusion's reading, no mask term), and a step whose drag stopped
+early (arrival, stalled tracking) is still denoised without attention control.
 """
 from dataclasses import dataclass, field
 from typing import Callable, Optional, Sequence
@@ -40,8 +43,9 @@ from .drag import at_sigma, drag_update, feature_sampler, start_drag, track_poin
 
 Tensor = torch.Tensor
 
-# The official UI's defaults (gooddrag_ui.py); the class defaults differ (drag_end_step 10, lr 0.01,
-# max_drag_per_track 10, threshold 4.0): the UI's are what its paper results and users run.
+# The official UI's defaults (gooddrag_ui.py), what its users run; the GoodDragger class defaults differ
+# (drag_end_step 10, lr 0.01, max_drag_per_track 10, threshold 4.0), and bench_gooddrag.py uses lam 0.1 and
+# max_track_no_change 5.
 DEFAULTS = dict(drag_end_step=7, drags_per_step=10, max_drags_per_track=3, step_bound=4.0, r_m=4, r_p=12,
                 lam=0.2, lr=0.02, loss_threshold=0.0, max_unchanged_tracks=10)
 
@@ -68,8 +72,9 @@ def gooddrag(model, z: Tensor, sigmas: Tensor, handles: Tensor, targets: Tensor,
 
     ``model`` is a :class:`core.drag_model.DragModel` (``features`` and ``denoise``); ``sigmas`` the descending
     DDIM levels from ``z`` down (the trajectory's sampling sigmas); ``handles``/``targets`` ``[N,2]`` grid points.
-    ``callback(step, update, loss, handles)`` after each update (``handles`` on the CPU); ``should_stop()`` is
-    polled before each update and denoising step (it may raise to abort).  Safe under ``torch.inference_mode()``.
+    ``callback(step, update, loss, handles)`` after each update with the handles the next one starts from (on the
+    CPU); ``should_stop()`` is polled before each update (it may raise to abort).  Safe under
+    ``torch.inference_mode()``.
     """
     n_steps = len(sigmas) - 1
     patch_weight = float((2 * r_m) ** 2)  # the official normalisation (not the patch's (2r_m+1)^2)
