@@ -343,6 +343,13 @@ def start_drag(forward: DragForward, z: Tensor, sigma, sigma_next, handles: Tens
                      grid_hw=tuple(grid_hw), full=full, dense=dense_features, anchor=anchor)
 
 
+def retrack(state: DragState, features: Tensor, r_p: int) -> None:
+    """Move ``state.handles`` to their best matches of the original handle features in ``features``."""
+    with torch.no_grad():
+        sampler = feature_sampler(features.detach(), state.grid_hw, state.dense)
+        state.handles = track_points(state.handle_feats, sampler, state.handles, r_p, state.grid_hw)
+
+
 def drag_update(state: DragState, forward: DragForward, *, track: bool, r_m: int = 1, r_p: int = 3,
                 lam: float = 0.1, reach_threshold: float = 2.0, step_bound: Optional[float] = None,
                 patch_weight: Optional[float] = None, keep_features: bool = False) -> Tuple[Optional[Tensor], Tensor]:
@@ -361,9 +368,7 @@ def drag_update(state: DragState, forward: DragForward, *, track: bool, r_m: int
     denoised, feats = forward(x, state.full)
     state.features = feats.detach() if keep_features else None
     if track:
-        with torch.no_grad():
-            sampler = feature_sampler(feats.detach(), state.grid_hw, state.dense)
-            state.handles = track_points(state.handle_feats, sampler, state.handles, r_p, state.grid_hw)
+        retrack(state, feats, r_p)
     handles_host = state.handles.cpu()  # the update's one host sync: the early-stop check needs the handles
     if bool(all_reached(handles_host, state.targets_host, reach_threshold)):
         return None, handles_host

@@ -39,7 +39,7 @@ from typing import Callable, Optional, Sequence
 import torch
 
 from .ddim import batch_sigma, ddim_step
-from .drag import at_sigma, drag_update, feature_sampler, start_drag, track_points
+from .drag import at_sigma, drag_update, retrack, start_drag
 
 Tensor = torch.Tensor
 
@@ -113,9 +113,7 @@ def gooddrag(model, z: Tensor, sigmas: Tensor, handles: Tensor, targets: Tensor,
                 if since_track == max_drags_per_track or converged:
                     tracks, since_track = tracks + 1, 0
                     before = state.handles
-                    with torch.no_grad():  # the features of this update's forward, from before its step
-                        sampler = feature_sampler(state.features, state.grid_hw, state.dense)
-                        state.handles = track_points(state.handle_feats, sampler, before, r_p, state.grid_hw)
+                    retrack(state, state.features, r_p)  # the features of this update's forward, before its step
                     unchanged = unchanged + 1 if torch.equal(state.handles, before) else 0
                     handles_host = state.handles.cpu()
                 if callback is not None:  # the handles the next update starts from

@@ -67,3 +67,20 @@ def latent_fits_model(samples: torch.Tensor, model, what: str = "latent") -> Non
     if samples.shape[1] != channels:
         raise ValueError(f"{what} has {samples.shape[1]} channels but this model expects {channels}: encode the "
                          "image with this model's VAE (VAE Encode of the same checkpoint)")
+
+
+def at_queue(check, value) -> bool | str:
+    """A V3 ``validate_inputs`` answer: True, or the message ``check(value)`` raises; linked inputs (None at queue
+    time) are checked when the node runs."""
+    if value is None:
+        return True
+    try:
+        check(value)
+    except ValueError as error:
+        return str(error)
+    return True
+
+
+def drag_cfg(cfg: float) -> None:
+    if cfg < 1.0:  # a linked value skips the schema's minimum
+        raise ValueError(f"cfg {cfg} is below 1: use 1 for real images, the generation's CFG for generated ones")

@@ -1,4 +1,10 @@
-"""Drag Latent Optimize node: DragDiffusion's motion supervision and point tracking on the inverted latent."""
+"""Drag Latent Optimize node: DragDiffusion's motion supervision and point tracking on the inverted latent.
+
+Also the pieces both drag nodes share (checks, the private-UNet run, previews, outputs); GoodDrag's node uses them.
+"""
+from dataclasses import dataclass
+from typing import Optional
+
 import torch
 
 import comfy.utils
@@ -43,8 +49,9 @@ def check_drag_inputs(model, trajectory, image, drag_points, latent=None, mask=N
         raise ValueError("the trajectory has no inversion steps (strength 0): drag needs a noisy latent; raise "
                          "DDIM Inversion's strength (DragDiffusion uses 0.7)")
     samples = trajectory.latents[-1] if latent is None else checks.latent_samples(latent)
-    if latent is not None and trajectory.level_of(latent) != 0:
-        raise ValueError(f"the latent sits at denoising step {trajectory.level_of(latent)} of the trajectory; "
+    level = 0 if latent is None else trajectory.level_of(latent)
+    if level != 0:
+        raise ValueError(f"the latent sits at denoising step {level} of the trajectory; "
                          "DragDiffusion drags at its top level (step 0): connect a latent from there")
     if tuple(samples.shape) != trajectory.latent_shape:
         raise ValueError(f"latent {tuple(samples.shape)} does not match the trajectory's "
@@ -74,6 +81,82 @@ def check_drag_inputs(model, trajectory, image, drag_points, latent=None, mask=N
         mask_latent = mask_to_latent(mask[0] if mask.ndim == 3 else mask, supervision_grid_hw(image_hw),
                                      latent_hw)[0, 0]
     return samples, image_hw, handles, targets, mask_latent
+
+
+@dataclass
+class DragSetup:
+    """What both drag nodes derive from their inputs before any model call."""
+    positive: list
+    negative: Optional[list]
+    samples: torch.Tensor
+    image_hw: tuple
+    grid_hw: tuple
+    handles: torch.Tensor  # [N,2] grid [row, col]
+    targets: torch.Tensor
+    targets_xy: torch.Tensor  # image [x, y], for previews and the tracked_points output
+    mask_latent: Optional[torch.Tensor]
+    block: int
+
+
+def prepare_drag(model, positive, trajectory, image, drag_points, cfg, feature_block, negative=None, mask=None,
+                 latent=None) -> DragSetup:
+    """The drag nodes' checks and conversions, all before the first model call."""
+    checks.drag_cfg(cfg)
+    positive = checks.conditioning(positive, "positive")
+    samples, image_hw, handles_xy, targets_xy, mask_latent = check_drag_inputs(
+        model, trajectory, image, drag_points, latent, mask)
+    block = check_feature_block(diffusion_model(model), feature_block)
+    if cfg != 1.0:
+        negative = checks.conditioning(negative, "negative", required=False) or backend.zero_conditioning(model)
+    grid_hw = supervision_grid_hw(image_hw)
+    return DragSetup(positive=positive, negative=negative, samples=samples, image_hw=image_hw, grid_hw=grid_hw,
+                     handles=image_points_to_grid(handles_xy, image_hw, grid_hw),
+                     targets=image_points_to_grid(targets_xy, image_hw, grid_hw), targets_xy=targets_xy,
+                     mask_latent=mask_latent, block=block)
+
+
+def preview_progress(image, setup: DragSetup, total: int):
+    """``show(value, handles=None)``: the progress bar at ``value`` of ``total``, previewing the handles (grid, on
+    the CPU) when given."""
+    progress = comfy.utils.ProgressBar(total)
+    picture = to_pil(image[0])  # converted once; each preview draws on a copy
+
+    def show(value, handles=None):
+        if handles is None:
+            return progress.update_absolute(value, total)
+        shown = grid_points_to_image(handles, setup.image_hw, setup.grid_hw)
+        progress.update_absolute(value, total, ("JPEG", drag_preview_image(picture, shown, setup.targets_xy), 512))
+
+    return show
+
+
+def run_drag_method(model, setup: DragSetup, cfg: float, sigmas, method):
+    """Run ``method(drag_model, x) -> result`` (``result.latent`` in model space) inside ComfyUI's guider, with
+    backward through a private view of the loaded UNet and the supervised block captured; the view is released
+    also on error or cancel.  Returns ``(latent in LATENT space, result)``."""
+    private, capture = PrivateUNet(), FeatureCapture(setup.block, guided=cfg != 1.0)
+    patched = capture.attach(private.attach(model))
+
+    def body(denoise, x):
+        private.materialize(patched)
+        try:
+            result = method(ComfyDragModel(denoise, diffusion_model(model), capture, cfg), x)
+        finally:
+            private.release()
+            capture.chunks = []
+        return result.latent, result
+
+    return backend.run_guided(patched, setup.positive, setup.negative, cfg, setup.samples, sigmas, body,
+                              autograd=True)
+
+
+def drag_output(node, image, setup: DragSetup, latent: dict, handles) -> io.NodeOutput:
+    """The LATENT, the tracked pairs, and the picture the point editor shows with them after a run."""
+    tracked = format_drag_points(grid_points_to_image(handles.cpu(), setup.image_hw, setup.grid_hw),
+                                 setup.targets_xy)
+    preview = ui.ImageSaveHelper.save_images(image[:1, ..., :3], "drag_edit_points", ui.FolderType.temp, node)
+    # The point editor shows the picture and the tracked handles after a run (web/js/drag_points_editor.js).
+    return io.NodeOutput(latent, tracked, ui={"drag_preview": [dict(r) for r in preview], "tracked_points": [tracked]})
 
 
 class DragLatentOptimize(io.ComfyNode):
@@ -133,56 +216,24 @@ class DragLatentOptimize(io.ComfyNode):
     @classmethod
     def validate_inputs(cls, drag_points) -> bool | str:
         """At queue time, before LoRA tuning and inversion run: the JSON's shape (linked text arrives as None)."""
-        if drag_points is not None:
-            try:
-                read_drag_points(drag_points)
-            except ValueError as error:
-                return str(error)
-        return True
+        return checks.at_queue(read_drag_points, drag_points)
 
     @classmethod
     def execute(cls, model, positive, trajectory, image, drag_points, steps, learning_rate, mask_weight, cfg,
                 feature_block, motion_radius, track_radius, negative=None, mask=None, latent=None) -> io.NodeOutput:
-        if cfg < 1.0:  # a linked value skips the schema's minimum
-            raise ValueError(f"cfg {cfg} is below 1: use 1 for real images, the generation's CFG for generated ones")
-        positive = checks.conditioning(positive, "positive")
-        samples, image_hw, handles_xy, targets_xy, mask_latent = check_drag_inputs(
-            model, trajectory, image, drag_points, latent, mask)
-        block = check_feature_block(diffusion_model(model), feature_block)
-        if cfg != 1.0:
-            negative = checks.conditioning(negative, "negative", required=False) or backend.zero_conditioning(model)
-        grid_hw = supervision_grid_hw(image_hw)
-        handles = image_points_to_grid(handles_xy, image_hw, grid_hw)
-        targets = image_points_to_grid(targets_xy, image_hw, grid_hw)
+        setup = prepare_drag(model, positive, trajectory, image, drag_points, cfg, feature_block, negative, mask,
+                             latent)
         sigmas = trajectory.sampling_sigmas()
         sigma, sigma_next = float(sigmas[0]), float(sigmas[1])
+        show = preview_progress(image, setup, steps)
 
-        private, capture = PrivateUNet(), FeatureCapture(block, guided=cfg != 1.0)
-        patched = capture.attach(private.attach(model))
-        progress = comfy.utils.ProgressBar(steps)
-        picture = to_pil(image[0])  # converted once; each step's preview draws on a copy
+        def drag(drag_model, x):
+            return optimize_drag_latent(
+                at_sigma(drag_model.features, sigma), x, sigma, sigma_next, setup.handles, setup.targets,
+                grid_hw=setup.grid_hw, mask_latent=setup.mask_latent, steps=steps, lr=learning_rate, lam=mask_weight,
+                r_m=motion_radius, r_p=track_radius, loss_scaling=backend.needs_loss_scaling(model),
+                callback=lambda step, loss, handles: show(step + 1, handles), should_stop=backend.check_interrupt)
 
-        def on_step(step, loss, current):  # current: the handles on the CPU, fetched by the loop's one sync
-            shown = grid_points_to_image(current, image_hw, grid_hw)
-            progress.update_absolute(step + 1, steps, ("JPEG", drag_preview_image(picture, shown, targets_xy), 512))
-
-        def body(denoise, x):
-            private.materialize(patched)
-            try:
-                drag_model = ComfyDragModel(denoise, diffusion_model(model), capture, cfg)
-                result = optimize_drag_latent(
-                    at_sigma(drag_model.features, sigma), x, sigma, sigma_next, handles, targets, grid_hw=grid_hw,
-                    mask_latent=mask_latent, steps=steps, lr=learning_rate, lam=mask_weight, r_m=motion_radius,
-                    r_p=track_radius, loss_scaling=backend.needs_loss_scaling(model), callback=on_step,
-                    should_stop=backend.check_interrupt)
-            finally:
-                private.release()
-                capture.chunks = []
-            return result.latent, result
-
-        optimised, result = backend.run_guided(patched, positive, negative, cfg, samples, sigmas, body, autograd=True)
-        tracked = format_drag_points(grid_points_to_image(result.handles.cpu(), image_hw, grid_hw), targets_xy)
-        out = {"samples": optimised.detach().clone(), **trajectory.level(0)}
-        preview = ui.ImageSaveHelper.save_images(image[:1, ..., :3], "drag_edit_points", ui.FolderType.temp, cls)
-        # The point editor shows the picture and the tracked handles after a run (web/js/drag_points_editor.js).
-        return io.NodeOutput(out, tracked, ui={"drag_preview": [dict(r) for r in preview], "tracked_points": [tracked]})
+        optimised, result = run_drag_method(model, setup, cfg, sigmas, drag)
+        return drag_output(cls, image, setup, {"samples": optimised.detach().clone(), **trajectory.level(0)},
+                           result.handles)

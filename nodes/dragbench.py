@@ -70,12 +70,7 @@ class DragBenchLoadSample(io.ComfyNode):
 
     @classmethod
     def validate_inputs(cls, sample) -> bool | str:
-        if sample is not None:
-            try:
-                _relative_folder(sample)
-            except ValueError as error:
-                return str(error)
-        return True
+        return checks.at_queue(_relative_folder, sample)
 
     @classmethod
     def fingerprint_inputs(cls, sample):
@@ -145,12 +140,7 @@ class MeanDistance(io.ComfyNode):
 
     @classmethod
     def validate_inputs(cls, drag_points) -> bool | str:
-        if drag_points is not None:
-            try:
-                read_drag_points(drag_points)
-            except ValueError as error:
-                return str(error)
-        return True
+        return checks.at_queue(read_drag_points, drag_points)
 
     @classmethod
     def execute(cls, model, vae, prompt, original, edited, drag_points, timestep, ensemble, seed,

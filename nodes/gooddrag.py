@@ -1,23 +1,12 @@
 """GoodDrag Latent Optimize node: GoodDrag's alternating drag and denoise on the same drag core and backend."""
-import torch
 
-import comfy.utils
-from comfy_api.latest import io, ui
+from comfy_api.latest import io
 
 from ..core.backends import comfy as backend
-from ..core.backends.comfy_unet import (
-    ComfyDragModel,
-    FeatureCapture,
-    PrivateUNet,
-    check_feature_block,
-    diffusion_model,
-)
-from ..core.drag import grid_points_to_image, image_points_to_grid, supervision_grid_hw
 from ..core.gooddrag import DEFAULTS, gooddrag
-from ..core.points import FORMAT, format_drag_points, read_drag_points
-from ..core.preview import drag_preview_image, to_pil
+from ..core.points import FORMAT, read_drag_points
 from . import checks
-from .drag import check_drag_inputs
+from .drag import drag_output, prepare_drag, preview_progress, run_drag_method
 from .inversion import Trajectory
 from .trajectory import LEVEL_KEY
 
@@ -80,65 +69,32 @@ class GoodDragLatentOptimize(io.ComfyNode):
 
     @classmethod
     def validate_inputs(cls, drag_points) -> bool | str:
-        if drag_points is not None:
-            try:
-                read_drag_points(drag_points)
-            except ValueError as error:
-                return str(error)
-        return True
+        return checks.at_queue(read_drag_points, drag_points)
 
     @classmethod
     def execute(cls, model, positive, trajectory, image, drag_points, drag_end_step, drags_per_step,
                 max_drags_per_track, step_bound, learning_rate, mask_weight, motion_radius, track_radius,
                 max_unchanged_tracks, cfg, feature_block, negative=None, mask=None) -> io.NodeOutput:
-        if cfg < 1.0:  # a linked value skips the schema's minimum
-            raise ValueError(f"cfg {cfg} is below 1: use 1 for real images, the generation's CFG for generated ones")
-        positive = checks.conditioning(positive, "positive")
-        samples, image_hw, handles_xy, targets_xy, mask_latent = check_drag_inputs(
-            model, trajectory, image, drag_points, None, mask)
+        setup = prepare_drag(model, positive, trajectory, image, drag_points, cfg, feature_block, negative, mask)
         if drag_end_step >= trajectory.encoded_steps:
             raise ValueError(f"drag_end_step {drag_end_step} leaves none of the trajectory's "
                              f"{trajectory.encoded_steps} denoising steps for Latent MasaCtrl Denoise: lower it, or "
                              "invert with more steps or strength")
-        block = check_feature_block(diffusion_model(model), feature_block)
-        if cfg != 1.0:
-            negative = checks.conditioning(negative, "negative", required=False) or backend.zero_conditioning(model)
-        grid_hw = supervision_grid_hw(image_hw)
-        handles = image_points_to_grid(handles_xy, image_hw, grid_hw)
-        targets = image_points_to_grid(targets_xy, image_hw, grid_hw)
         sigmas = trajectory.sampling_sigmas()
+        show = preview_progress(image, setup, drag_end_step)  # the alternation: the denoising step of each update
 
-        private, capture = PrivateUNet(), FeatureCapture(block, guided=cfg != 1.0)
-        patched = capture.attach(private.attach(model))
-        progress = comfy.utils.ProgressBar(drag_end_step)
-        picture = to_pil(image[0])
+        def drag(drag_model, x):
+            return gooddrag(drag_model, x, sigmas, setup.handles, setup.targets, grid_hw=setup.grid_hw,
+                            mask_latent=setup.mask_latent, drag_end_step=drag_end_step, drags_per_step=drags_per_step,
+                            max_drags_per_track=max_drags_per_track, step_bound=step_bound, r_m=motion_radius,
+                            r_p=track_radius, lam=mask_weight, lr=learning_rate,
+                            max_unchanged_tracks=max_unchanged_tracks, loss_scaling=backend.needs_loss_scaling(model),
+                            callback=lambda step, update, loss, handles: show(step, handles),
+                            should_stop=backend.check_interrupt)
 
-        def on_update(step, update, loss, current):  # the alternation: denoising step, and each drag update in it
-            shown = grid_points_to_image(current, image_hw, grid_hw)
-            progress.update_absolute(step, drag_end_step, ("JPEG", drag_preview_image(picture, shown, targets_xy), 512))
-
-        def body(denoise, x):
-            private.materialize(patched)
-            try:
-                drag_model = ComfyDragModel(denoise, diffusion_model(model), capture, cfg)
-                result = gooddrag(drag_model, x, sigmas, handles, targets, grid_hw=grid_hw, mask_latent=mask_latent,
-                                  drag_end_step=drag_end_step, drags_per_step=drags_per_step,
-                                  max_drags_per_track=max_drags_per_track, step_bound=step_bound, r_m=motion_radius,
-                                  r_p=track_radius, lam=mask_weight, lr=learning_rate,
-                                  max_unchanged_tracks=max_unchanged_tracks,
-                                  loss_scaling=backend.needs_loss_scaling(model), callback=on_update,
-                                  should_stop=backend.check_interrupt)
-            finally:
-                private.release()
-                capture.chunks = []
-            progress.update_absolute(drag_end_step, drag_end_step)
-            return result.latent, result
-
-        edited, result = backend.run_guided(patched, positive, negative, cfg, samples, sigmas, body, autograd=True)
-        source = backend.to_latent_space(model, result.source).detach().clone()
+        edited, result = run_drag_method(model, setup, cfg, sigmas, drag)
+        show(drag_end_step)
         level = trajectory.level(result.level)
-        level[LEVEL_KEY]["source"] = source.to(torch.float32).cpu()  # Latent MasaCtrl Denoise's reference branch
-        tracked = format_drag_points(grid_points_to_image(result.handles.cpu(), image_hw, grid_hw), targets_xy)
-        out = {"samples": edited.detach().clone(), **level}
-        preview = ui.ImageSaveHelper.save_images(image[:1, ..., :3], "drag_edit_points", ui.FolderType.temp, cls)
-        return io.NodeOutput(out, tracked, ui={"drag_preview": [dict(r) for r in preview], "tracked_points": [tracked]})
+        # The source at that step, Latent MasaCtrl Denoise's reference branch.
+        level[LEVEL_KEY]["source"] = backend.to_latent_space(model, result.source).detach().float().cpu()
+        return drag_output(cls, image, setup, {"samples": edited.detach().clone(), **level}, result.handles)

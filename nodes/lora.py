@@ -75,12 +75,7 @@ class LoRAIdentityTune(io.ComfyNode):
     @classmethod
     def validate_inputs(cls, save_name) -> bool | str:
         """At queue time: a save_name no folder may hold fails before the graph runs (linked text is None)."""
-        if save_name is not None:
-            try:
-                lora_file.checked_save_name(save_name)
-            except ValueError as error:
-                return str(error)
-        return True
+        return checks.at_queue(lora_file.checked_save_name, save_name)
 
     @classmethod
     def execute(cls, model, positive, latent, steps, learning_rate, rank, batch_size, training_seed, save_name,
