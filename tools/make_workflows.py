@@ -138,22 +138,24 @@ def arm_mask() -> list[dict]:
     ]
 
 
-def drag_real_image() -> dict:
-    """LoadImage -> 512x512 -> LoRA Identity Tune -> DDIM Inversion -> drag (with a mask) -> MasaCtrl -> save."""
+def drag_real_image(lora_steps=80, strength=0.7, **drag) -> dict:
+    """LoadImage -> 512x512 -> LoRA Identity Tune -> DDIM Inversion -> drag (with a mask) -> MasaCtrl -> save.
+
+    ``drag``: ``drag_type`` and ``drag_widgets`` of another drag node (see :func:`gooddrag_real_image`)."""
     return build([
         CHECKPOINT, LOAD_IMAGE, SCALE, *arm_mask(),
         {"id": 3, "type": "VAEEncode", "pos": [20, 920], "inputs": {"pixels": ("IMAGE", 15, 0), "vae": ("VAE", 1, 2)},
          "outputs": [("LATENT", "LATENT")]},
         text(4, [380, 40], PICTURE, "Prompt (describes the image)"),
         {"id": 5, "type": "DragEdit_LoRAIdentityTune", "pos": [380, 260], "size": [320, 280],
-         "widgets": [80, 0.0005, 16, 4, 0, "", False],
+         "widgets": [lora_steps, 0.0005, 16, 4, 0, "", False],
          "inputs": {"model": ("MODEL", 1, 0), "positive": ("CONDITIONING", 4, 0), "latent": ("LATENT", 3, 0)},
          "outputs": [("MODEL", "MODEL"), ("lora_name", "STRING")]},
-        {"id": 6, "type": "DragEdit_DDIMInversion", "pos": [380, 680], "widgets": [50, 0.7, 1.0],
+        {"id": 6, "type": "DragEdit_DDIMInversion", "pos": [380, 680], "widgets": [50, strength, 1.0],
          "inputs": {"model": ("MODEL", 5, 0), "latent": ("LATENT", 3, 0), "positive": ("CONDITIONING", 4, 0)},
          "outputs": [("latent", "LATENT"), ("trajectory", "INVERSION_TRAJECTORY")]},
         *drag_tail(7, model=(5, 0), positive=(4, 0), negative=None, trajectory=(6, 1), image=(15, 0), mask=(18, 0),
-                   cfg=1.0, points=RAISE_ARM_POINTS),
+                   cfg=1.0, points=RAISE_ARM_POINTS, **drag),
     ])
 
 
@@ -164,22 +166,8 @@ GOODDRAG_DEFAULTS = [7, 10, 3, 4.0, 0.02, 0.2, 4, 12, 10]
 
 def gooddrag_real_image() -> dict:
     """The real-image template with GoodDrag: 70 LoRA steps, inversion to 0.75, the alternation, then MasaCtrl."""
-    return build([
-        CHECKPOINT, LOAD_IMAGE, SCALE, *arm_mask(),
-        {"id": 3, "type": "VAEEncode", "pos": [20, 920], "inputs": {"pixels": ("IMAGE", 15, 0), "vae": ("VAE", 1, 2)},
-         "outputs": [("LATENT", "LATENT")]},
-        text(4, [380, 40], PICTURE, "Prompt (describes the image)"),
-        {"id": 5, "type": "DragEdit_LoRAIdentityTune", "pos": [380, 260], "size": [320, 280],
-         "widgets": [70, 0.0005, 16, 4, 0, "", False],
-         "inputs": {"model": ("MODEL", 1, 0), "positive": ("CONDITIONING", 4, 0), "latent": ("LATENT", 3, 0)},
-         "outputs": [("MODEL", "MODEL"), ("lora_name", "STRING")]},
-        {"id": 6, "type": "DragEdit_DDIMInversion", "pos": [380, 680], "widgets": [50, 0.75, 1.0],
-         "inputs": {"model": ("MODEL", 5, 0), "latent": ("LATENT", 3, 0), "positive": ("CONDITIONING", 4, 0)},
-         "outputs": [("latent", "LATENT"), ("trajectory", "INVERSION_TRAJECTORY")]},
-        *drag_tail(7, model=(5, 0), positive=(4, 0), negative=None, trajectory=(6, 1), image=(15, 0), mask=(18, 0),
-                   cfg=1.0, points=RAISE_ARM_POINTS, drag_type="DragEdit_GoodDragLatentOptimize",
-                   drag_widgets=[RAISE_ARM_POINTS, *GOODDRAG_DEFAULTS, 1.0, -1]),
-    ])
+    return drag_real_image(lora_steps=70, strength=0.75, drag_type="DragEdit_GoodDragLatentOptimize",
+                           drag_widgets=[RAISE_ARM_POINTS, *GOODDRAG_DEFAULTS, 1.0, -1])
 
 
 def drag_generated_image() -> dict:
