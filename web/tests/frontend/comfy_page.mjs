@@ -253,3 +253,20 @@ export async function focusNodes(page, nodeIds, { margin = 40, maxScale = 1.5 } 
     return s;
   }, { ids: nodeIds, margin, maxScale });
 }
+
+/**
+ * Run a check script's `main()`, which resolves to its summary: print it as one JSON line and exit 0 when
+ * `summary.ok`, else 1; a failure before any summary prints `{ok: false, failures: ["setup"]}` and exits 2.
+ */
+export function runSummaryScript(main) {
+  main().then(
+    (summary) => {
+      process.stdout.write(`${JSON.stringify(summary)}\n`);
+      process.exit(summary.ok ? 0 : 1);
+    },
+    (e) => {
+      process.stdout.write(`${JSON.stringify({ ok: false, failures: ["setup"], exception: String(e?.stack || e) })}\n`);
+      process.exit(2);
+    },
+  );
+}

@@ -13,7 +13,7 @@
 
 import {
   NODE_CLASS, closeDialogs, editorInfo, exposeEditorState, focusNodes, imageToPage, isBlue, isRed,
-  loadWorkflow, minimalWorkflow, openComfy, sampleEditor,
+  loadWorkflow, minimalWorkflow, openComfy, runSummaryScript, sampleEditor,
 } from "./comfy_page.mjs";
 
 function arg(name, dflt) {
@@ -229,11 +229,7 @@ async function main() {
     summary.ok = summary.failures.length === 0;
     await session.close();
   }
-  process.stdout.write(`${JSON.stringify(summary)}\n`);
-  process.exit(summary.ok ? 0 : 1);
+  return summary;
 }
 
-main().catch((e) => {
-  process.stdout.write(`${JSON.stringify({ ok: false, failures: ["setup"], exception: String(e?.stack || e) })}\n`);
-  process.exit(2);
-});
+runSummaryScript(main);

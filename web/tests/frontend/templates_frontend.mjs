@@ -12,7 +12,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { NODE_CLASS, exposeEditorState, loadWorkflow, openComfy } from "./comfy_page.mjs";
+import { NODE_CLASS, exposeEditorState, loadWorkflow, openComfy, runSummaryScript } from "./comfy_page.mjs";
 
 function arg(name, dflt) {
   const i = process.argv.indexOf(`--${name}`);
@@ -81,11 +81,7 @@ async function main() {
     summary.ok = summary.failures.length === 0;
     await session.close();
   }
-  process.stdout.write(`${JSON.stringify(summary)}\n`);
-  process.exit(summary.ok ? 0 : 1);
+  return summary;
 }
 
-main().catch((e) => {
-  process.stdout.write(`${JSON.stringify({ ok: false, failures: ["setup"], exception: String(e?.stack || e) })}\n`);
-  process.exit(2);
-});
+runSummaryScript(main);
