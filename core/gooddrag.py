@@ -109,8 +109,8 @@ def gooddrag(model, z: Tensor, sigmas: Tensor, handles: Tensor, targets: Tensor,
                     break
                 result.updates += 1
                 since_track += 1
-                converged = float(state.motion_loss) <= loss_threshold * patch_weight  # a host sync, as the official
-                if since_track == max_drags_per_track or converged:
+                # The motion loss is read (a host sync) only when the update count alone does not decide.
+                if since_track == max_drags_per_track or float(state.motion_loss) <= loss_threshold * patch_weight:
                     tracks, since_track = tracks + 1, 0
                     before = state.handles
                     retrack(state, state.features, r_p)  # the features of this update's forward, before its step
