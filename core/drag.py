@@ -21,7 +21,8 @@ Deliberate deviations (each repeated where it applies):
   ``z = x/sqrt(1+sigma^2)``. With ``vp_units=True`` (default) Adam runs on ``z`` and the mask term is measured on
   ``z_next``, so ``lr`` and ``lam`` keep the reference's meaning; the returned latent is in sigma space.
 * No UNet weight gradients and no fp32 master weights: the backend runs the UNet in its own dtype and only the latent
-  is optimised; ``torch.amp.GradScaler`` (the reference's scaler, on for fp16 UNets) guards against underflow.
+  is optimised, in float32 (float64 when given float64, as the parity runs do); ``torch.amp.GradScaler`` (the
+  reference's scaler, on for fp16 UNets) guards against underflow.
 
 Cost (exact, see ``bench/``): without a mask term only the features are needed, so the forward may stop after the
 supervised decoder block (``DragForward``'s ``full=False``); the upsampled map is never built; the loop syncs with the
@@ -39,6 +40,12 @@ from .ddim import batch_sigma, ddim_step
 
 Tensor = torch.Tensor
 GridHW = Tuple[int, int]
+
+
+def working_copy(z: Tensor) -> Tensor:
+    """A detached copy of ``z`` as a normal tensor (even of an inference tensor) in the optimisation dtype: float32
+    for half-precision latents, float64 kept."""
+    return z.detach().clone().to(torch.promote_types(z.dtype, torch.float32))
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -302,13 +309,13 @@ def start_drag(forward: DragForward, z: Tensor, sigma, sigma_next, handles: Tens
     the motion-supervision anchor (GoodDrag).  Call under ``torch.inference_mode(False), torch.enable_grad()`` (as
     :func:`optimize_drag_latent` does).  ``empty_mask_editable=False``: an all-zero (or absent) mask holds the whole
     latent through the mask term, as GoodDrag's code does, instead of meaning "no mask term"."""
-    x_init = z.detach().clone().float()  # a normal tensor even if z is an inference tensor
+    x_init = working_copy(z)
     sigma, sigma_next = float(sigma), float(sigma_next)  # one noise level for the (single) latent
     scale = (1.0 + sigma ** 2) ** -0.5 if vp_units else 1.0
     scale_next = (1.0 + sigma_next ** 2) ** -0.5 if vp_units else 1.0
     # A given source takes the round trip through the optimised VP latent, so where the edit equals it (GoodDrag's
     # first step) the mask term is exactly zero, with zero gradient, as in the official code.
-    x_source = x_init if source is None else (source.detach().float() * scale) / scale
+    x_source = x_init if source is None else (working_copy(source) * scale) / scale
     handles = handles.detach().clone().long().to(z.device)
     targets = targets.detach().clone().long().to(z.device)
     keep = None
@@ -324,7 +331,9 @@ def start_drag(forward: DragForward, z: Tensor, sigma, sigma_next, handles: Tens
     anchor = None
     with torch.no_grad():
         denoised, feats = forward(x_source, full)
-        next_ref = ddim_step(x_source, denoised.float(), sigma, sigma_next) * scale_next if keep is not None else None
+        next_ref = None
+        if keep is not None:
+            next_ref = ddim_step(x_source, denoised.to(x_source.dtype), sigma, sigma_next) * scale_next
         sampler = feature_sampler(feats, grid_hw, dense_features)
         handle_feats = sampler(at[:, 0], at[:, 1]).t()  # [N,C]
         if anchor_radius is not None:
@@ -376,7 +385,7 @@ def drag_update(state: DragState, forward: DragForward, *, track: bool, r_m: int
                                    state.dense, anchor=state.anchor, step_bound=step_bound, patch_weight=patch_weight)
     state.motion_loss = loss.detach()
     if state.keep is not None:
-        x_next = ddim_step(x, denoised.float(), state.sigma, state.sigma_next) * state.scale_next
+        x_next = ddim_step(x, denoised.to(x.dtype), state.sigma, state.sigma_next) * state.scale_next
         loss = loss + lam * ((x_next - state.next_ref) * state.keep).abs().sum()
     state.optimizer.zero_grad(set_to_none=True)
     state.scaler.scale(loss).backward()
@@ -429,7 +438,7 @@ def optimize_drag_latent(forward: DragForward, z: Tensor, sigma, sigma_next, han
             if callback is not None:
                 callback(step, loss, handles_host)
 
-        latent = (state.z.detach() / state.scale if state.steps_run else z.detach().clone().float()).to(z.dtype)
+        latent = (state.z.detach() / state.scale if state.steps_run else working_copy(z)).to(z.dtype)
         losses = torch.stack(state.losses).tolist() if state.losses else []
     return DragResult(latent=latent, handles=state.handles, steps_run=state.steps_run, losses=losses)
 

@@ -27,7 +27,9 @@ Deliberate deviations:
   (replicate padding, full-size patch); the official slicing shrinks or shifts them there, or fails
   (``tests/test_gooddrag_core.py`` runs a handle on the border).
 * Mixed precision: the official code wraps the UNet in ``accelerate`` fp16 autocast; here the UNet runs in its
-  own dtype with ``torch.amp.GradScaler`` for fp16 (as :mod:`core.drag`), and the latent is optimised in fp32.
+  own dtype with ``torch.amp.GradScaler`` for fp16 (as :mod:`core.drag`), and the latent is optimised in fp32
+  (fp64 stays fp64: ``tools/parity_gooddrag.py`` compares with the official code in fp64, where float32 rounding
+  cannot flip the sign of a near-zero L1 term of the loss and so send Adam elsewhere).
 
 Kept as the official code does: without a mask the mask term holds the whole latent (its empty mask is all
 zeros; ``empty_mask_editable=True`` gives DragDiffusion's reading, no mask term), and a step whose drag stopped
@@ -39,7 +41,7 @@ from typing import Callable, Optional, Sequence
 import torch
 
 from .ddim import batch_sigma, ddim_step
-from .drag import at_sigma, drag_update, retrack, start_drag
+from .drag import at_sigma, drag_update, retrack, start_drag, working_copy
 
 Tensor = torch.Tensor
 
@@ -79,7 +81,7 @@ def gooddrag(model, z: Tensor, sigmas: Tensor, handles: Tensor, targets: Tensor,
     n_steps = len(sigmas) - 1
     patch_weight = float((2 * r_m) ** 2)  # the official normalisation (not the patch's (2r_m+1)^2)
     with torch.inference_mode(False), torch.enable_grad():
-        x = z.detach().clone().float()
+        x = working_copy(z)
         source = x.clone()
         handles_init = handles.detach().clone().long().to(z.device)
         current = handles_init.clone()
@@ -136,6 +138,6 @@ def _denoise_both(model, x: Tensor, source: Tensor, sigma: float, sigma_next: fl
     """One DDIM step of the edit and the source, in one batch ``[source, edit]`` as the official code runs them."""
     with torch.no_grad():
         both = torch.cat([source, x])
-        denoised = model.denoise(both, batch_sigma(sigma, both)).float()
+        denoised = model.denoise(both, batch_sigma(sigma, both)).to(both.dtype)
         stepped = ddim_step(both, denoised, sigma, sigma_next)
     return stepped[1:], stepped[:1]

@@ -98,3 +98,19 @@ def test_arrival_stops_the_alternation_and_a_border_handle_keeps_a_full_patch():
     arrived = gooddrag(model, z, sigmas, torch.tensor([[12, 10]]), torch.tensor([[12, 11]]), grid_hw=GRID)
     assert arrived.arrived and arrived.updates == 0 and arrived.level == 1  # its first step still denoises
     assert torch.equal(arrived.latent, ddim_sample(lambda x, s: model.denoise(x, s), z, sigmas[:2]))
+
+
+def test_a_float64_run_stays_in_float64():
+    """The parity runs compare with the official code in float64: the latent, its Adam state and the DDIM steps
+    must not drop to float32 on the way (a float32 copy would meet the float64 model weights and fail)."""
+    single, double = SyntheticDragModel(), SyntheticDragModel()
+    double.backend.w_local, double.backend.w_global = double.backend.w_local.double(), double.backend.w_global.double()
+    z = _smooth_latent(2)
+    sigmas = torch.tensor([3.09, 2.87, 2.5])
+    handles, targets = torch.tensor([[12, 10]]), torch.tensor([[12, 19]])
+    settings = dict(grid_hw=GRID, drag_end_step=2, drags_per_step=2, max_drags_per_track=1, r_m=2, r_p=4, lr=0.05)
+    result = gooddrag(double, z.double(), sigmas, handles, targets, **settings)
+    assert result.latent.dtype == result.source.dtype == torch.float64 and result.updates == 4
+    reference = gooddrag(single, z, sigmas, handles, targets, **settings)
+    assert torch.equal(result.handles, reference.handles)
+    torch.testing.assert_close(result.latent.float(), reference.latent, rtol=0, atol=1e-4)

@@ -38,12 +38,13 @@ class DiffusersUNetDenoiser:
 
     def __call__(self, x: torch.Tensor, sigma: torch.Tensor, encoder_hidden_states: torch.Tensor,
                  **unet_kwargs) -> torch.Tensor:
-        sigma = sigma.to(x.device, torch.float32).reshape(-1, 1, 1, 1)
+        work = torch.promote_types(x.dtype, torch.float32)  # the UNet may be half; the sigma-space maths is not
+        sigma = sigma.to(x.device, work).reshape(-1, 1, 1, 1)
         x_vp = x / (1 + sigma ** 2).sqrt()
         t = self.timestep(sigma.flatten()).to(x.device)
         dtype = self.unet.dtype
         out = self.unet(x_vp.to(dtype), t, encoder_hidden_states=encoder_hidden_states.to(dtype),
-                        **unet_kwargs).sample.float()
+                        **unet_kwargs).sample.to(work)
         if self.prediction_type == "epsilon":
             return x - sigma * out
         return x / (1 + sigma ** 2) - out * sigma / (1 + sigma ** 2).sqrt()
