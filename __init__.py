@@ -5,6 +5,7 @@ WEB_DIRECTORY = "./web/js"
 
 async def comfy_entrypoint():
     # Imported here so the algorithms in core/ stay importable without ComfyUI.
-    from .nodes import DragEditExtension
+    from .nodes import DragEditExtension, routes
 
+    routes.register()
     return DragEditExtension()

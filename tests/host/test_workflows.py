@@ -5,37 +5,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
+from .fakes import FakeCLIP, FakeVAE
 from .workflow_api import to_api_prompt
 
 WORKFLOWS = Path(__file__).resolve().parents[2] / "workflows"
-
-
-class FakeCLIP:
-    """Stands in for a text encoder: a fixed random embedding per prompt."""
-
-    def tokenize(self, text):
-        return text
-
-    def encode_from_tokens_scheduled(self, text):
-        generator = torch.Generator().manual_seed(sum(map(ord, text)) + len(text))
-        tokens, pooled = torch.randn(1, 77, 32, generator=generator), torch.randn(1, 32, generator=generator)
-        return [[tokens, {"pooled_output": pooled}]]
-
-
-class FakeVAE:
-    """An 8x average-pool encoder and nearest-upsampling decoder with SD's latent shapes."""
-
-    def encode(self, pixels):
-        x = pixels.movedim(-1, 1)
-        pooled = torch.nn.functional.avg_pool2d(x, 8)
-        return torch.cat([pooled, pooled.mean(1, keepdim=True)], dim=1) * 2 - 1
-
-    def decode(self, samples):
-        rgb = ((samples[:, :3] + 1) / 2).clamp(0, 1)
-        return rgb.repeat_interleave(8, 2).repeat_interleave(8, 3).movedim(1, -1)
 
 
 def register_tiny_checkpoint(comfy, tiny, kind):

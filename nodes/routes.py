@@ -1,0 +1,52 @@
+"""The pack's HTTP routes: the server's peak memory, which the DragBench runner reads per sample.
+
+``POST /drag_edit/peak_memory/reset`` starts a new peak; ``GET /drag_edit/peak_memory`` answers
+``{"device", "peak_bytes", "measures"}``, the peak since that reset as :mod:`core.memory` counts it.  A server runs
+one prompt at a time, so a reset before queueing and a read after it give that prompt's peak.
+"""
+from aiohttp import web
+
+from ..core.memory import peak_bytes, reset_peak
+
+PREFIX = "/drag_edit/peak_memory"
+
+
+def _device():
+    import comfy.model_management
+
+    return comfy.model_management.get_torch_device()
+
+
+def _answer(device) -> web.Response:
+    measures = "torch.cuda.max_memory_allocated" if device.type == "cuda" else "peak resident set (VmHWM)"
+    return web.json_response({"device": str(device), "peak_bytes": peak_bytes(device), "measures": measures})
+
+
+async def _read(request: web.Request) -> web.Response:
+    return _answer(_device())
+
+
+async def _reset(request: web.Request) -> web.Response:
+    device = _device()
+    reset_peak(device)
+    return _answer(device)
+
+
+_registered = []
+
+
+def register() -> bool:
+    """Add the routes to the running PromptServer (once); False when there is none (ComfyUI used as a library)."""
+    if _registered:
+        return True
+    try:
+        from server import PromptServer
+    except ImportError:
+        return False
+    instance = getattr(PromptServer, "instance", None)
+    if instance is None:
+        return False
+    instance.routes.get(PREFIX)(_read)
+    instance.routes.post(PREFIX + "/reset")(_reset)
+    _registered.append(instance)
+    return True

@@ -1,0 +1,83 @@
+"""The DragBench runner drives a real, headless ComfyUI through its HTTP API, on a tiny random checkpoint."""
+import importlib.util
+import json
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from tools import run_dragbench as runner
+
+from . import server
+from .test_dragbench_nodes import write_sample
+
+TINY_NODE = Path(__file__).resolve().parent / "tiny_checkpoint_node"
+# Small enough for a CPU: a few LoRA steps, 2 DDIM steps, 2 drag updates, one DIFT draw.
+QUICK = ["lora.steps=2", "lora.batch_size=1", "inversion.steps=4", "inversion.strength=0.5", "drag.steps=2",
+         "mean_distance.ensemble=1"]
+
+
+def _get(url):
+    with urllib.request.urlopen(url, timeout=30) as response:
+        return json.loads(response.read())
+
+
+def _random_alexnet(torch_home: Path) -> None:
+    """LPIPS's AlexNet backbone, with random weights, where torchvision looks for the ImageNet file."""
+    from torchvision.models import AlexNet_Weights, alexnet
+
+    target = torch_home / "hub" / "checkpoints" / Path(AlexNet_Weights.IMAGENET1K_V1.url).name
+    target.parent.mkdir(parents=True)
+    torch.manual_seed(0)
+    torch.save(alexnet().state_dict(), target)
+
+
+def test_the_runner_drives_a_headless_comfyui_and_resumes(tmp_path, monkeypatch):
+    reason = server.missing_requirement()
+    if reason:
+        pytest.skip(reason)
+    base = tmp_path / "comfy"
+    (base / "custom_nodes").mkdir(parents=True)
+    (base / "custom_nodes" / "drag_edit_test_tiny").symlink_to(TINY_NODE, target_is_directory=True)
+    bench = base / "input" / "DragBench"
+    for seed, name in enumerate(("animals/s1", "art_work/s2")):
+        write_sample(bench / name, width=128, height=128)
+        pixels = np.random.default_rng(seed + 10).integers(0, 256, (128, 128, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(bench / name / runner.IMAGE_FILE)  # two different pictures
+    fidelity = importlib.util.find_spec("lpips") is not None
+    if fidelity:
+        _random_alexnet(tmp_path / "torch_home")
+        monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
+    out = tmp_path / "results"
+    argv = ["--bench", str(bench), "--out", str(out), "--loader", "DragEditTest_TinyCheckpoint",
+            "--checkpoint", "sd1", "--poll", "0.2", "--timeout", "600", *[f"--set={item}" for item in QUICK],
+            *([] if fidelity else ["--no-fidelity"])]
+
+    with server.comfy_server(base) as started:
+        url = started["url"]
+        assert runner.main([*argv, "--server", url]) == 0, server.tail(started["log"])
+        rows = [json.loads(line) for line in (out / runner.RESULTS).read_text().splitlines()]
+        assert [row["sample"] for row in rows] == ["animals/s1", "art_work/s2"]
+        for row in rows:
+            assert "error" not in row, row
+            assert row["pairs"] == 1 and row["mean_distance"] == pytest.approx(row["distances"][0], abs=1e-3)
+            assert row["seconds"] > 0 and row["peak_bytes"] > 2 ** 20 and row["device"] == "cpu"
+            assert (base / "output" / row["image"]).is_file()  # the edited image, saved by the server
+            if fidelity:
+                assert 0.0 <= row["image_fidelity"] <= 1.0
+        assert len(_get(url + "history")) == 2
+
+        # Resume: a finished sample is not queued again; a lost row is recomputed.
+        assert runner.main([*argv, "--server", url]) == 0
+        assert len(_get(url + "history")) == 2
+        (out / runner.RESULTS).write_text(json.dumps(rows[0]) + "\n")
+        assert runner.main([*argv, "--server", url]) == 0
+        assert len(_get(url + "history")) == 3
+
+    summary = json.loads((out / runner.SUMMARY_JSON).read_text())
+    rows = [json.loads(line) for line in (out / runner.RESULTS).read_text().splitlines()]
+    assert summary["all"]["samples"] == 2 and summary["devices"] == ["cpu"]
+    assert summary["all"]["mean_distance"] == pytest.approx(sum(row["distances"][0] for row in rows) / 2)

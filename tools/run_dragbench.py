@@ -1,0 +1,503 @@
+"""Run a drag method over DragBench on ComfyUI servers, through their HTTP API, and summarise the metrics.
+
+    python -m tools.run_dragbench --bench ComfyUI/input/DragBench --checkpoint sd15.safetensors \\
+        --method gooddrag --out dragbench-gooddrag-sd15 [--server http://127.0.0.1:8188 --server ...]
+
+Each sample is one prompt: DragBench Load Sample -> LoRA Identity Tune -> DDIM Inversion -> Drag (or GoodDrag)
+Latent Optimize -> Latent MasaCtrl Denoise -> VAE Decode -> Save Image, then DragBench Mean Distance and Image
+Fidelity on the result.  The samples are shared among the servers (one prompt at a time on each, e.g. one server
+per GPU); every finished sample is appended to ``OUT/results.jsonl`` at once, so an interrupted run resumes where it
+stopped and never recomputes a finished sample (failed ones are tried again).  ``OUT/summary.md`` and
+``OUT/summary.json`` hold the table: Mean Distance over all point pairs (the protocol's mean), 1 - LPIPS, seconds
+and peak memory per sample, overall and per category.
+
+The benchmark folder must be inside each server's input folder (``--bench-on-server`` says where, relative to it);
+``--bench`` is the same folder as this machine sees it, to list the samples.  Only the standard library is used
+here, so the runner works from any machine that reaches the servers.
+"""
+import argparse
+import json
+import math
+import queue
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+IMAGE_FILE, META_FILE = "original_image.png", "meta_data.pkl"
+RESULTS, SUMMARY_JSON, SUMMARY_MD, RUN = "results.jsonl", "summary.json", "summary.md", "run.json"
+GIB = 2 ** 30
+
+# Node settings per method, by stage and input name: the papers' DragBench settings (DragDiffusion's defaults;
+# GoodDrag's bench_gooddrag.py: its UI defaults with lam 0.1 and max_track_no_change 5).  --set overrides any.
+LORA = {"steps": 80, "learning_rate": 5e-4, "rank": 16, "batch_size": 4, "training_seed": 0, "save_name": "",
+        "overwrite": False}
+DENOISE = {"start_step": 0, "start_layer": -1, "cfg": 1.0}
+METHODS = {
+    "dragdiffusion": {
+        "drag_node": "DragEdit_DragLatentOptimize",
+        "lora": LORA,
+        "inversion": {"steps": 50, "strength": 0.7, "cfg": 1.0},
+        "drag": {"steps": 80, "learning_rate": 0.01, "mask_weight": 0.1, "cfg": 1.0, "feature_block": -1,
+                 "motion_radius": 1, "track_radius": 3},
+        "denoise": DENOISE,
+    },
+    "gooddrag": {
+        "drag_node": "DragEdit_GoodDragLatentOptimize",
+        "lora": {**LORA, "steps": 70},
+        "inversion": {"steps": 50, "strength": 0.75, "cfg": 1.0},
+        "drag": {"drag_end_step": 7, "drags_per_step": 10, "max_drags_per_track": 3, "step_bound": 4.0,
+                 "learning_rate": 0.02, "mask_weight": 0.1, "motion_radius": 4, "track_radius": 12,
+                 "max_unchanged_tracks": 5, "cfg": 1.0, "feature_block": -1},
+        "denoise": DENOISE,
+    },
+}
+MEAN_DISTANCE = {"timestep": 261, "ensemble": 8, "seed": 42, "feature_block": -1}  # the protocol's DIFT settings
+STAGES = ("lora", "inversion", "drag", "denoise", "mean_distance")
+
+
+class RunError(Exception):
+    """A problem the user has to fix before (or instead of) running; the message says what."""
+
+
+@dataclass(frozen=True)
+class Sample:
+    name: str  # "category/folder" (or "folder" for a flat benchmark folder)
+
+    @property
+    def category(self) -> str:
+        return self.name.split("/")[0] if "/" in self.name else ""
+
+
+def list_samples(bench: Path) -> list[Sample]:
+    """Every folder under ``bench`` (one or two levels deep) holding a DragBench sample, in name order."""
+    if not bench.is_dir():
+        raise RunError(f"--bench {bench} is not a folder")
+    found = []
+    for image in sorted(bench.glob(f"*/{IMAGE_FILE}")) + sorted(bench.glob(f"*/*/{IMAGE_FILE}")):
+        if (image.parent / META_FILE).is_file():
+            found.append(Sample(image.parent.relative_to(bench).as_posix()))
+    if not found:
+        raise RunError(f"--bench {bench} holds no DragBench sample (folders with {IMAGE_FILE} and {META_FILE}, as "
+                       "DragBench/<category>/<sample>/)")
+    return sorted(found, key=lambda sample: sample.name)
+
+
+def parse_overrides(pairs: list[str]) -> dict:
+    """``stage.input=value`` (value as JSON, else a string) into ``{stage: {input: value}}``."""
+    overrides = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        stage, dot, name = key.strip().partition(".")
+        if not sep or not dot or stage not in STAGES or not name:
+            raise RunError(f"--set {pair!r}: write STAGE.INPUT=VALUE with STAGE one of {', '.join(STAGES)}, e.g. "
+                           "drag.steps=40")
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        overrides.setdefault(stage, {})[name] = value
+    return overrides
+
+
+def configuration(method: str, checkpoint: str, metric_checkpoint: str, loader: str, fidelity: bool,
+                  overrides: dict) -> dict:
+    """Everything that decides a sample's result; a resumed run must have the same."""
+    base = METHODS[method]
+    stages = {stage: dict(base.get(stage, MEAN_DISTANCE if stage == "mean_distance" else {})) for stage in STAGES}
+    for stage, values in overrides.items():
+        stages[stage].update(values)
+    return {"method": method, "drag_node": base["drag_node"], "checkpoint": checkpoint,
+            "metric_checkpoint": metric_checkpoint, "loader": loader, "image_fidelity": fidelity, "settings": stages}
+
+
+def build_prompt(sample_on_server: str, config: dict, save_prefix: str) -> dict:
+    """The API prompt of one sample (node ids are the keys the results are read back from)."""
+    settings = config["settings"]
+
+    def link(node, slot):
+        return [node, slot]
+
+    prompt = {
+        "ckpt": {"class_type": config["loader"], "inputs": {"ckpt_name": config["checkpoint"]}},
+        "sample": {"class_type": "DragEdit_DragBenchLoadSample", "inputs": {"sample": sample_on_server}},
+        "text": {"class_type": "CLIPTextEncode", "inputs": {"text": link("sample", 1), "clip": link("ckpt", 1)}},
+        "encode": {"class_type": "VAEEncode", "inputs": {"pixels": link("sample", 0), "vae": link("ckpt", 2)}},
+        "lora": {"class_type": "DragEdit_LoRAIdentityTune",
+                 "inputs": {**settings["lora"], "model": link("ckpt", 0), "positive": link("text", 0),
+                            "latent": link("encode", 0)}},
+        "inversion": {"class_type": "DragEdit_DDIMInversion",
+                      "inputs": {**settings["inversion"], "model": link("lora", 0), "latent": link("encode", 0),
+                                 "positive": link("text", 0)}},
+        "drag": {"class_type": config["drag_node"],
+                 "inputs": {**settings["drag"], "model": link("lora", 0), "positive": link("text", 0),
+                            "trajectory": link("inversion", 1), "image": link("sample", 0),
+                            "drag_points": link("sample", 2), "mask": link("sample", 3)}},
+        "denoise": {"class_type": "DragEdit_LatentMasaCtrlDenoise",
+                    "inputs": {**settings["denoise"], "model": link("lora", 0), "positive": link("text", 0),
+                               "trajectory": link("inversion", 1), "latent": link("drag", 0)}},
+        "decode": {"class_type": "VAEDecode", "inputs": {"samples": link("denoise", 0), "vae": link("ckpt", 2)}},
+        "save": {"class_type": "SaveImage", "inputs": {"images": link("decode", 0), "filename_prefix": save_prefix}},
+    }
+    metric = "ckpt"
+    if config["metric_checkpoint"] != config["checkpoint"]:
+        metric = "metric_ckpt"
+        prompt[metric] = {"class_type": config["loader"], "inputs": {"ckpt_name": config["metric_checkpoint"]}}
+    prompt["metric_text"] = {"class_type": "CLIPTextEncode",
+                             "inputs": {"text": link("sample", 1), "clip": link(metric, 1)}}
+    prompt["mean_distance"] = {"class_type": "DragEdit_MeanDistance",
+                               "inputs": {**settings["mean_distance"], "model": link(metric, 0),
+                                          "vae": link(metric, 2), "prompt": link("metric_text", 0),
+                                          "original": link("sample", 0), "edited": link("decode", 0),
+                                          "drag_points": link("sample", 2)}}
+    if config["image_fidelity"]:
+        prompt["image_fidelity"] = {"class_type": "DragEdit_ImageFidelity",
+                                    "inputs": {"original": link("sample", 0), "edited": link("decode", 0)}}
+    return prompt
+
+
+class ComfyServer:
+    """The parts of ComfyUI's HTTP API the runner uses."""
+
+    def __init__(self, url: str, timeout: float = 60.0):
+        self.url = url.rstrip("/") + "/"
+        self.timeout = timeout
+        self.client_id = uuid.uuid4().hex
+
+    def _call(self, path: str, body=None):
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(self.url + path, data=data, headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=self.timeout) as response:
+            raw = response.read()
+        return json.loads(raw) if raw.strip() else None
+
+    def get(self, path: str):
+        return self._call(path)
+
+    def post(self, path: str, body: dict):
+        return self._call(path, body)
+
+    def queue_prompt(self, prompt: dict) -> str:
+        try:
+            return self.post("prompt", {"prompt": prompt, "client_id": self.client_id})["prompt_id"]
+        except urllib.error.HTTPError as error:
+            raise RunError(_refusal(error)) from None
+
+    def finished(self, prompt_id: str):
+        """The prompt's history entry once it finished (success, error or interrupt), else None."""
+        entry = (self.get(f"history/{prompt_id}") or {}).get(prompt_id)
+        status = (entry or {}).get("status") or {}
+        return entry if status.get("completed") or status.get("status_str") == "error" else None
+
+    def peak_memory(self, reset: bool = False):
+        """The pack's peak-memory route (None when the server has no such route)."""
+        try:
+            return self.post("drag_edit/peak_memory/reset", {}) if reset else self.get("drag_edit/peak_memory")
+        except urllib.error.HTTPError as error:
+            if error.code in (404, 405):
+                return None
+            raise
+
+    def cancel(self, prompt_id: str) -> None:
+        """Take the prompt off the queue, and stop it if it is running."""
+        for path, body in (("queue", {"delete": [prompt_id]}), ("interrupt", {"prompt_id": prompt_id})):
+            try:
+                self.post(path, body)
+            except OSError:
+                pass
+
+
+def _refusal(error: urllib.error.HTTPError) -> str:
+    try:
+        answer = json.loads(error.read())
+    except (ValueError, OSError):
+        return f"the server refused the prompt (HTTP {error.code})"
+    parts = [answer.get("error", {}).get("message", "")]
+    for node, found in (answer.get("node_errors") or {}).items():
+        for item in found.get("errors", []):
+            parts.append(f"{found.get('class_type', node)}: {item.get('message', '')} {item.get('details', '')}")
+    return "the server refused the prompt: " + "; ".join(part.strip() for part in parts if part.strip())
+
+
+def check_server(server: ComfyServer, config: dict) -> None:
+    """Before any sample: the server answers, has the pack's nodes and knows the checkpoints."""
+    needed = {config["loader"], config["drag_node"], "DragEdit_DragBenchLoadSample", "DragEdit_MeanDistance",
+              "DragEdit_LoRAIdentityTune", "DragEdit_DDIMInversion", "DragEdit_LatentMasaCtrlDenoise"}
+    if config["image_fidelity"]:
+        needed.add("DragEdit_ImageFidelity")
+    try:
+        info = server.get("object_info")
+    except OSError as error:
+        raise RunError(f"cannot reach the ComfyUI server at {server.url}: {error}") from None
+    missing = sorted(needed - set(info))
+    if missing:
+        raise RunError(f"the server at {server.url} has no {', '.join(missing)}: install this pack there (and "
+                       "restart it)")
+    choices = info[config["loader"]]["input"]["required"].get("ckpt_name", [None])[0]
+    if isinstance(choices, list):
+        for name in {config["checkpoint"], config["metric_checkpoint"]} - set(choices):
+            raise RunError(f"the server at {server.url} has no checkpoint {name!r} (it lists "
+                           f"{', '.join(choices[:8]) or 'none'}{', ...' if len(choices) > 8 else ''})")
+
+
+def _seconds(entry: dict):
+    stamps = {event: data.get("timestamp") for event, data in entry.get("status", {}).get("messages", [])}
+    if stamps.get("execution_start") is not None and stamps.get("execution_success") is not None:
+        return (stamps["execution_success"] - stamps["execution_start"]) / 1000.0
+    return None
+
+
+def _error(entry: dict) -> str:
+    for event, data in entry.get("status", {}).get("messages", []):
+        if event == "execution_error":
+            return f"{data.get('node_type', '?')}: {data.get('exception_message', '').strip()}"
+        if event == "execution_interrupted":
+            return "interrupted"
+    return "the prompt did not finish"
+
+
+def run_sample(server: ComfyServer, sample: Sample, config: dict, bench_on_server: str, run_name: str,
+               poll: float, timeout: float, stop: threading.Event) -> dict:
+    """One sample on one server: the row of results.jsonl."""
+    row = {"sample": sample.name, "category": sample.category, "server": server.url}
+    prompt = build_prompt(f"{bench_on_server.rstrip('/')}/{sample.name}", config,
+                          f"dragbench/{run_name}/{sample.name.replace('/', '_')}")
+    server.peak_memory(reset=True)
+    started = time.monotonic()
+    prompt_id = server.queue_prompt(prompt)
+    while (entry := server.finished(prompt_id)) is None:
+        if stop.is_set() or time.monotonic() - started > timeout:
+            server.cancel(prompt_id)
+            raise RunError("stopped" if stop.is_set() else f"{sample.name} ran over --timeout {timeout:g} s")
+        time.sleep(poll)
+    wall = time.monotonic() - started
+    if entry["status"].get("status_str") != "success":
+        return {**row, "error": _error(entry)}
+    outputs = entry.get("outputs", {})
+    distances = json.loads(outputs["mean_distance"]["distances"][0])
+    row.update(pairs=len(distances), distances=distances, mean_distance=outputs["mean_distance"]["mean_distance"][0])
+    if config["image_fidelity"]:
+        row["image_fidelity"] = outputs["image_fidelity"]["image_fidelity"][0]
+    seconds = _seconds(entry)
+    row["seconds"] = round(wall if seconds is None else seconds, 3)
+    peak = server.peak_memory()
+    if peak is not None:
+        row.update(peak_bytes=peak["peak_bytes"], device=peak["device"], peak_measures=peak["measures"])
+    saved = outputs.get("save", {}).get("images", [])
+    if saved:
+        row["image"] = "/".join(part for part in (saved[0].get("subfolder"), saved[0].get("filename")) if part)
+    return row
+
+
+def load_rows(path: Path) -> list[dict]:
+    if not path.is_file():
+        return []
+    rows = []
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        if line.strip():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                raise RunError(f"{path} line {number} is not JSON: fix or remove that line") from None
+    return rows
+
+
+def latest_rows(rows: list[dict]) -> dict[str, dict]:
+    """The last row of each sample (a retried sample's new row replaces its failure)."""
+    return {row["sample"]: row for row in rows}
+
+
+def _mean(values):
+    values = [value for value in values if value is not None]
+    return sum(values) / len(values) if values else None
+
+
+def _figures(rows: list[dict]) -> dict:
+    distances = [d for row in rows for d in row["distances"]]
+    peaks = [row["peak_bytes"] for row in rows if row.get("peak_bytes") is not None]
+    return {"samples": len(rows), "pairs": len(distances),
+            "mean_distance": _mean(distances),
+            "image_fidelity": _mean([row.get("image_fidelity") for row in rows]),
+            "seconds": _mean([row.get("seconds") for row in rows]),
+            "peak_gib_mean": _mean(peaks) / GIB if peaks else None,
+            "peak_gib_max": max(peaks) / GIB if peaks else None}
+
+
+def summarize(rows: list[dict], config: dict) -> dict:
+    """Overall and per-category figures of the finished samples (Mean Distance over all their pairs)."""
+    latest = latest_rows(rows)
+    done = [row for row in latest.values() if "error" not in row]
+    categories = sorted({row["category"] for row in done})
+    return {"method": config["method"], "checkpoint": config["checkpoint"],
+            "metric_checkpoint": config["metric_checkpoint"], "all": _figures(done),
+            "categories": {name: _figures([row for row in done if row["category"] == name]) for name in categories},
+            "failed": sorted(name for name, row in latest.items() if "error" in row),
+            "devices": sorted({row["device"] for row in done if row.get("device")})}
+
+
+def summary_markdown(summary: dict) -> str:
+    def cell(value, digits):
+        return "-" if value is None else f"{value:.{digits}f}"
+
+    lines = [f"# DragBench: {summary['method']} on {summary['checkpoint']}", "",
+             f"Mean Distance with {summary['metric_checkpoint']} (pixels, lower is better; over all point pairs), "
+             "1 - LPIPS (AlexNet; higher keeps more of the original), seconds and peak memory per sample"
+             + (f" on {', '.join(summary['devices'])}" if summary["devices"] else "") + ".", "",
+             "| category | samples | pairs | MD | 1 - LPIPS | s / sample | peak GiB (mean) | peak GiB (max) |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for name, figures in [*summary["categories"].items(), ("**all**", summary["all"])]:
+        lines.append(f"| {name or '-'} | {figures['samples']} | {figures['pairs']} | "
+                     f"{cell(figures['mean_distance'], 2)} | {cell(figures['image_fidelity'], 3)} | "
+                     f"{cell(figures['seconds'], 1)} | {cell(figures['peak_gib_mean'], 2)} | "
+                     f"{cell(figures['peak_gib_max'], 2)} |")
+    if summary["failed"]:
+        lines += ["", f"Failed (tried again on the next run): {', '.join(summary['failed'])}"]
+    return "\n".join(lines) + "\n"
+
+
+def write_summary(out: Path, rows: list[dict], config: dict) -> dict:
+    summary = summarize(rows, config)
+    (out / SUMMARY_JSON).write_text(json.dumps(summary, indent=1) + "\n")
+    (out / SUMMARY_MD).write_text(summary_markdown(summary))
+    return summary
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(seconds)
+    if seconds >= 3600:
+        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+    return f"{seconds // 60}m{seconds % 60:02d}s"
+
+
+def _progress_line(done: int, total: int, row: dict, eta) -> str:
+    if "error" in row:
+        figures = f"FAILED: {row['error'][:200]}"
+    else:
+        figures = f"MD {row['mean_distance']:.2f} px"
+        if row.get("image_fidelity") is not None:
+            figures += f"  1-LPIPS {row['image_fidelity']:.3f}"
+        figures += f"  {row['seconds']:.1f} s"
+        if row.get("peak_bytes") is not None:
+            figures += f"  {row['peak_bytes'] / GIB:.2f} GiB"
+    tail = f"  (ETA {_duration(eta)})" if eta > 0 else ""
+    return f"[{done:>{len(str(total))}}/{total}] {row['sample']}  {figures}  @{row['server']}{tail}"
+
+
+def run(args) -> int:
+    out = Path(args.out)
+    bench = Path(args.bench)
+    samples = list_samples(bench)
+    if args.limit:
+        samples = samples[:args.limit]
+    config = configuration(args.method, args.checkpoint, args.metric_checkpoint or args.checkpoint, args.loader,
+                           not args.no_fidelity, parse_overrides(args.set or []))
+    recorded = out / RUN
+    if recorded.is_file() and json.loads(recorded.read_text()) != config:
+        raise RunError(f"{out} holds a run with other settings ({recorded}); give a new --out, or the same "
+                       "--method, --checkpoint, --metric-checkpoint, --loader, --no-fidelity and --set")
+    servers = [ComfyServer(url) for url in args.server]
+    for server in servers:
+        check_server(server, config)
+    out.mkdir(parents=True, exist_ok=True)
+    recorded.write_text(json.dumps(config, indent=1) + "\n")
+    rows = load_rows(out / RESULTS)
+    finished = {name for name, row in latest_rows(rows).items() if "error" not in row}
+    pending = [sample for sample in samples if sample.name not in finished]
+    total = len(samples)
+    print(f"{total} samples, {total - len(pending)} already done in {out / RESULTS}, {len(pending)} to run on "
+          f"{len(servers)} server(s)", flush=True)
+
+    work: queue.Queue = queue.Queue()
+    for sample in pending:
+        work.put(sample)
+    results: queue.Queue = queue.Queue()
+    stop = threading.Event()
+    bench_on_server = args.bench_on_server or bench.name
+
+    def worker(server: ComfyServer):
+        while not stop.is_set():
+            try:
+                sample = work.get_nowait()
+            except queue.Empty:
+                break
+            try:
+                results.put(run_sample(server, sample, config, bench_on_server, out.name, args.poll,
+                                       args.timeout, stop))
+            except RunError as error:
+                if stop.is_set():
+                    break
+                results.put({"sample": sample.name, "category": sample.category, "server": server.url,
+                             "error": str(error)})
+            except OSError as error:  # the server went away: leave its sample to the others
+                work.put(sample)
+                print(f"{server.url} stopped answering ({error}); its samples go to the other servers", flush=True)
+                break
+        results.put(None)
+
+    threads = [threading.Thread(target=worker, args=(server,), daemon=True) for server in servers]
+    for thread in threads:
+        thread.start()
+    started, running, done_now = time.monotonic(), len(threads), 0
+    with open(out / RESULTS, "a") as log:
+        try:
+            while running:
+                row = results.get()
+                if row is None:
+                    running -= 1
+                    continue
+                log.write(json.dumps(row) + "\n")
+                log.flush()
+                rows.append(row)
+                done_now += 1
+                eta = (time.monotonic() - started) / done_now * (len(pending) - done_now)  # all servers together
+                print(_progress_line(total - len(pending) + done_now, total, row, eta), flush=True)
+        except KeyboardInterrupt:
+            stop.set()
+            print("stopping: the running prompts are cancelled; run the same command again to resume", flush=True)
+            for thread in threads:
+                thread.join(timeout=30)
+    summary = write_summary(out, rows, config)
+    figures = summary["all"]
+    print(f"{figures['samples']} samples, {figures['pairs']} pairs: MD {figures['mean_distance'] or math.nan:.2f}, "
+          f"1-LPIPS {figures['image_fidelity'] or math.nan:.3f}; {len(summary['failed'])} failed -> "
+          f"{out / SUMMARY_MD}", flush=True)
+    unfinished = total - figures["samples"]
+    return 1 if stop.is_set() or unfinished else 0
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    parser.add_argument("--bench", required=True, help="the DragBench folder (<category>/<sample>/...) as seen here")
+    parser.add_argument("--bench-on-server", help="the same folder relative to the servers' input folder "
+                                                  "(default: its name, i.e. directly in input/)")
+    parser.add_argument("--out", required=True, help="results folder; run again with the same one to resume")
+    parser.add_argument("--method", choices=sorted(METHODS), default="dragdiffusion")
+    parser.add_argument("--checkpoint", required=True, help="the checkpoint the drag runs on, as the server lists it")
+    parser.add_argument("--metric-checkpoint", help="the checkpoint of Mean Distance's DIFT features (the protocol: "
+                                                    "SD2.1); default: --checkpoint")
+    parser.add_argument("--loader", default="CheckpointLoaderSimple",
+                        help="node class that loads a checkpoint from ckpt_name into MODEL, CLIP, VAE")
+    parser.add_argument("--server", action="append", help="a ComfyUI server URL; repeat to share the samples "
+                                                          "(default http://127.0.0.1:8188)")
+    parser.add_argument("--set", action="append", metavar="STAGE.INPUT=VALUE",
+                        help=f"override a node input, STAGE one of {', '.join(STAGES)} (e.g. drag.steps=40)")
+    parser.add_argument("--no-fidelity", action="store_true", help="skip Image Fidelity (needs lpips on the server)")
+    parser.add_argument("--limit", type=int, help="only the first N samples (in name order)")
+    parser.add_argument("--poll", type=float, default=1.0, help="seconds between status polls")
+    parser.add_argument("--timeout", type=float, default=3600.0, help="seconds one sample may take")
+    args = parser.parse_args(argv)
+    args.server = args.server or ["http://127.0.0.1:8188"]
+    try:
+        return run(args)
+    except RunError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
