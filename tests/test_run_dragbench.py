@@ -31,8 +31,9 @@ def figures(sample: str) -> dict:
 class FakeComfy:
     """A stand-in ComfyUI: records prompts, finishes each at once, can fail chosen samples."""
 
-    def __init__(self, bench_on_server="DragBench", fail=(), refuse=()):
+    def __init__(self, bench_on_server="DragBench", fail=(), refuse=(), no_metrics=()):
         self.prompts, self.resets, self.fail, self.refuse = [], 0, set(fail), set(refuse)
+        self.no_metrics = set(no_metrics)
         self.bench_on_server = bench_on_server
         self.history = {}
         fake = self
@@ -102,6 +103,8 @@ class FakeComfy:
                        "image_fidelity": {"image_fidelity": [got["image_fidelity"]]},
                        "save": {"images": [{"filename": "x_00001_.png", "subfolder": "dragbench/run",
                                             "type": "output"}]}}
+            if sample in self.no_metrics:  # e.g. a graph edited on the server side
+                outputs = {"save": outputs["save"]}
             self.history[prompt_id] = {"status": {"status_str": "success", "completed": True, "messages": messages},
                                        "outputs": outputs}
         return 200, {"prompt_id": prompt_id, "number": len(self.prompts), "node_errors": {}}
@@ -194,16 +197,17 @@ def test_the_prompt_is_the_method_graph_with_the_settings_and_overrides(bench, t
 
 def test_failures_are_recorded_counted_and_retried(bench, tmp_path, servers):
     out = tmp_path / "out"
-    server = servers(fail={"art_work/w1"}, refuse={"animals/a2"})
+    server = servers(fail={"art_work/w1"}, refuse={"animals/a2"}, no_metrics={"human_head/h2"})
     assert run(bench, out, server) == 1  # not every sample finished
     rows = {row["sample"]: row for row in map(json.loads, (out / runner.RESULTS).read_text().splitlines())}
     assert rows["art_work/w1"]["error"] == "DragEdit_DragLatentOptimize: out of memory"
     assert "DragEdit_DragLatentOptimize: steps too large" in rows["animals/a2"]["error"]
+    assert rows["human_head/h2"]["error"] == "the prompt finished without the values of mean_distance, image_fidelity"
     summary = json.loads((out / runner.SUMMARY_JSON).read_text())
-    assert summary["failed"] == ["animals/a2", "art_work/w1"] and summary["all"]["samples"] == 3
+    assert summary["failed"] == ["animals/a2", "art_work/w1", "human_head/h2"] and summary["all"]["samples"] == 2
     retry = servers()
     assert run(bench, out, retry) == 0
-    assert sorted(sample for sample, _ in retry.prompts) == ["animals/a2", "art_work/w1"]
+    assert sorted(sample for sample, _ in retry.prompts) == ["animals/a2", "art_work/w1", "human_head/h2"]
     summary = json.loads((out / runner.SUMMARY_JSON).read_text())
     assert summary["failed"] == [] and summary["all"]["samples"] == 5
 

@@ -278,6 +278,10 @@ def run_sample(server: ComfyServer, sample: Sample, config: dict, bench_on_serve
     if entry["status"].get("status_str") != "success":
         return {**row, "error": _error(entry)}
     outputs = entry.get("outputs", {})
+    expected = ["mean_distance", *(["image_fidelity"] if config["image_fidelity"] else [])]
+    lacking = [node for node in expected if node not in outputs]
+    if lacking:
+        raise RunError(f"the prompt finished without the values of {', '.join(lacking)}")
     distances = json.loads(outputs["mean_distance"]["distances"][0])
     row.update(pairs=len(distances), distances=distances, mean_distance=outputs["mean_distance"]["mean_distance"][0])
     if config["image_fidelity"]:
@@ -419,24 +423,28 @@ def run(args) -> int:
     bench_on_server = args.bench_on_server or bench.name
 
     def worker(server: ComfyServer):
-        while not stop.is_set():
-            try:
-                sample = work.get_nowait()
-            except queue.Empty:
-                break
-            try:
-                results.put(run_sample(server, sample, config, bench_on_server, out.name, args.poll,
-                                       args.timeout, stop))
-            except RunError as error:
-                if stop.is_set():
+        try:
+            while not stop.is_set():
+                try:
+                    sample = work.get_nowait()
+                except queue.Empty:
                     break
-                results.put({"sample": sample.name, "category": sample.category, "server": server.url,
-                             "error": str(error)})
-            except OSError as error:  # the server went away: leave its sample to the others
-                work.put(sample)
-                print(f"{server.url} stopped answering ({error}); its samples go to the other servers", flush=True)
-                break
-        results.put(None)
+                try:
+                    results.put(run_sample(server, sample, config, bench_on_server, out.name, args.poll,
+                                           args.timeout, stop))
+                except OSError as error:  # the server went away: leave its sample to the others
+                    work.put(sample)
+                    print(f"{server.url} stopped answering ({error}); its samples go to the other servers",
+                          flush=True)
+                    break
+                except Exception as error:  # recorded, and tried again on the next run
+                    if stop.is_set():
+                        break
+                    message = str(error) if isinstance(error, RunError) else f"{type(error).__name__}: {error}"
+                    results.put({"sample": sample.name, "category": sample.category, "server": server.url,
+                                 "error": message})
+        finally:
+            results.put(None)  # this worker is done
 
     threads = [threading.Thread(target=worker, args=(server,), daemon=True) for server in servers]
     for thread in threads:
@@ -460,6 +468,11 @@ def run(args) -> int:
             print("stopping: the running prompts are cancelled; run the same command again to resume", flush=True)
             for thread in threads:
                 thread.join(timeout=30)
+            while not results.empty():  # samples that finished while stopping are kept
+                row = results.get()
+                if row is not None:
+                    log.write(json.dumps(row) + "\n")
+                    rows.append(row)
     summary = write_summary(out, rows, config)
     figures = summary["all"]
     print(f"{figures['samples']} samples, {figures['pairs']} pairs: MD {figures['mean_distance'] or math.nan:.2f}, "
