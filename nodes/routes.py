@@ -1,7 +1,8 @@
 """The pack's HTTP routes: the server's peak memory, which the DragBench runner reads per sample.
 
 ``POST /drag_edit/peak_memory/reset`` starts a new peak; ``GET /drag_edit/peak_memory`` answers
-``{"device", "peak_bytes", "measures"}``, the peak since that reset as :mod:`core.memory` counts it.  A server runs
+``{"device", "peak_bytes", "measures"}``, the peak since that reset as :mod:`core.memory` counts it (null where
+it cannot be measured).  A server runs
 one prompt at a time, so a reset before queueing and a read after it give that prompt's peak.
 """
 from aiohttp import web
@@ -17,19 +18,30 @@ def _device():
     return comfy.model_management.get_torch_device()
 
 
-def _answer(device) -> web.Response:
-    measures = "torch.cuda.max_memory_allocated" if device.type == "cuda" else "peak resident set (VmHWM)"
-    return web.json_response({"device": str(device), "peak_bytes": peak_bytes(device), "measures": measures})
+def _answer(device, reset: bool) -> web.Response:
+    """The peak as JSON; ``peak_bytes`` is null where it cannot be measured (e.g. a CPU without Linux's /proc)."""
+    if device.type == "cuda":
+        measures = "torch.cuda.max_memory_allocated"
+    elif device.type == "cpu":
+        measures = "peak resident set (VmHWM)"
+    else:
+        return web.json_response({"device": str(device), "peak_bytes": None,
+                                  "measures": f"not measured on {device.type}"})
+    try:
+        if reset:
+            reset_peak(device)
+        peak = peak_bytes(device)
+    except (OSError, RuntimeError) as error:
+        return web.json_response({"device": str(device), "peak_bytes": None, "measures": f"not measured: {error}"})
+    return web.json_response({"device": str(device), "peak_bytes": peak, "measures": measures})
 
 
 async def _read(request: web.Request) -> web.Response:
-    return _answer(_device())
+    return _answer(_device(), reset=False)
 
 
 async def _reset(request: web.Request) -> web.Response:
-    device = _device()
-    reset_peak(device)
-    return _answer(device)
+    return _answer(_device(), reset=True)
 
 
 _registered = []

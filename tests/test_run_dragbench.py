@@ -31,9 +31,9 @@ def figures(sample: str) -> dict:
 class FakeComfy:
     """A stand-in ComfyUI: records prompts, finishes each at once, can fail chosen samples."""
 
-    def __init__(self, bench_on_server="DragBench", fail=(), refuse=(), no_metrics=()):
+    def __init__(self, bench_on_server="DragBench", fail=(), refuse=(), no_metrics=(), peak_route=True):
         self.prompts, self.resets, self.fail, self.refuse = [], 0, set(fail), set(refuse)
-        self.no_metrics = set(no_metrics)
+        self.no_metrics, self.peak_route = set(no_metrics), peak_route
         self.bench_on_server = bench_on_server
         self.history = {}
         fake = self
@@ -60,7 +60,7 @@ class FakeComfy:
                     prompt_id = self.path.rsplit("/", 1)[1]
                     return self._answer(200, {prompt_id: fake.history[prompt_id]} if prompt_id in fake.history
                                         else {})
-                if self.path == "/drag_edit/peak_memory":
+                if self.path == "/drag_edit/peak_memory" and fake.peak_route:
                     return self._answer(200, {"device": "cpu", "peak_bytes": fake.peak, "measures": "stand-in"})
                 return self._answer(404, {})
 
@@ -69,6 +69,8 @@ class FakeComfy:
                 if self.path == "/prompt":
                     return self._answer(*fake.queue(body["prompt"]))
                 if self.path == "/drag_edit/peak_memory/reset":
+                    if not fake.peak_route:  # an older pack, or a server without it
+                        return self._answer(404, {})
                     fake.resets += 1
                     return self._answer(200, {"device": "cpu", "peak_bytes": 0, "measures": "stand-in"})
                 return self._answer(200, {})
@@ -210,6 +212,16 @@ def test_failures_are_recorded_counted_and_retried(bench, tmp_path, servers):
     assert sorted(sample for sample, _ in retry.prompts) == ["animals/a2", "art_work/w1", "human_head/h2"]
     summary = json.loads((out / runner.SUMMARY_JSON).read_text())
     assert summary["failed"] == [] and summary["all"]["samples"] == 5
+
+
+def test_a_server_without_the_peak_memory_route_gives_rows_without_that_figure(bench, tmp_path, servers):
+    out = tmp_path / "out"
+    assert run(bench, out, servers(peak_route=False), extra=["--limit", "2"]) == 0
+    rows = [json.loads(line) for line in (out / runner.RESULTS).read_text().splitlines()]
+    assert len(rows) == 2 and all("peak_bytes" not in row and row["seconds"] > 0 for row in rows)
+    summary = json.loads((out / runner.SUMMARY_JSON).read_text())
+    assert summary["all"]["peak_gib_max"] is None and summary["all"]["seconds"] == pytest.approx(10.5)
+    assert "| - | - |" in (out / runner.SUMMARY_MD).read_text()
 
 
 def test_servers_share_the_samples(bench, tmp_path, servers):

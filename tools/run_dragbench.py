@@ -194,13 +194,12 @@ class ComfyServer:
         return entry if status.get("completed") or status.get("status_str") == "error" else None
 
     def peak_memory(self, reset: bool = False):
-        """The pack's peak-memory route (None when the server has no such route)."""
+        """The pack's peak-memory route (None when the server has no such route or it failed: the figure is left
+        out, the sample is not)."""
         try:
             return self.post("drag_edit/peak_memory/reset", {}) if reset else self.get("drag_edit/peak_memory")
-        except urllib.error.HTTPError as error:
-            if error.code in (404, 405):
-                return None
-            raise
+        except urllib.error.HTTPError:
+            return None
 
     def cancel(self, prompt_id: str) -> None:
         """Take the prompt off the queue, and stop it if it is running."""
@@ -289,7 +288,7 @@ def run_sample(server: ComfyServer, sample: Sample, config: dict, bench_on_serve
     seconds = _seconds(entry)
     row["seconds"] = round(wall if seconds is None else seconds, 3)
     peak = server.peak_memory()
-    if peak is not None:
+    if peak is not None and peak.get("peak_bytes") is not None:
         row.update(peak_bytes=peak["peak_bytes"], device=peak["device"], peak_measures=peak["measures"])
     saved = outputs.get("save", {}).get("images", [])
     if saved:
