@@ -254,6 +254,18 @@ export async function focusNodes(page, nodeIds, { margin = 40, maxScale = 1.5 } 
   }, { ids: nodeIds, margin, maxScale });
 }
 
+/** Queue the open graph as the Queue button does; the error it threw, or null. */
+export async function queueFromPage(page) {
+  return page.evaluate(async () => {
+    try {
+      await window.app.queuePrompt(0, 1);
+      return null;
+    } catch (e) {
+      return String(e?.stack || e);
+    }
+  });
+}
+
 /**
  * Run a check script's `main()`, which resolves to its summary: print it as one JSON line and exit 0 when
  * `summary.ok`, else 1; a failure before any summary prints `{ok: false, failures: ["setup"]}` and exits 2.

@@ -13,7 +13,7 @@
 
 import {
   NODE_CLASS, closeDialogs, editorInfo, exposeEditorState, focusNodes, imageToPage, isBlue, isRed,
-  loadWorkflow, minimalWorkflow, openComfy, runSummaryScript, sampleEditor,
+  loadWorkflow, minimalWorkflow, openComfy, queueFromPage, runSummaryScript, sampleEditor,
 } from "./comfy_page.mjs";
 
 function arg(name, dflt) {
@@ -143,14 +143,7 @@ async function main() {
       await route.fulfill({ status: 200, contentType: "application/json",
         body: JSON.stringify({ prompt_id: "00000000-0000-4000-8000-000000000000", number: 1, node_errors: {} }) });
     });
-    const queueError = await page.evaluate(async () => {
-      try {
-        await window.app.queuePrompt(0, 1);
-        return null;
-      } catch (e) {
-        return String(e?.stack || e);
-      }
-    });
+    const queueError = await queueFromPage(page);
     for (let i = 0; i < 50 && !queued; i++) await page.waitForTimeout(100);
     await page.unroute(/\/prompt(\?|$)/);
     const queuedPoints = queued?.prompt?.[String(NODE_ID)]?.inputs?.drag_points;

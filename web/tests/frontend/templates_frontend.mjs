@@ -12,7 +12,9 @@
 import fs from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { NODE_CLASS, exposeEditorState, loadWorkflow, openComfy, runSummaryScript } from "./comfy_page.mjs";
+import {
+  NODE_CLASS, exposeEditorState, loadWorkflow, openComfy, queueFromPage, runSummaryScript,
+} from "./comfy_page.mjs";
 
 function arg(name, dflt) {
   const i = process.argv.indexOf(`--${name}`);
@@ -34,14 +36,7 @@ const check = (name, ok, detail) => {
 async function queueAsOpened(page) {
   const response = page.waitForResponse((r) => /\/prompt(\?|$)/.test(r.url()) && r.request().method() === "POST",
     { timeout: 20000 });
-  const queueError = await page.evaluate(async () => {
-    try {
-      await window.app.queuePrompt(0, 1);
-      return null;
-    } catch (e) {
-      return String(e?.stack || e);
-    }
-  });
+  const queueError = await queueFromPage(page);
   const res = await response;
   return { status: res.status(), body: await res.json().catch(() => null), queueError };
 }
