@@ -107,8 +107,8 @@ def parse_overrides(pairs: list[str]) -> dict:
 def configuration(method: str, checkpoint: str, metric_checkpoint: str, loader: str, fidelity: bool,
                   overrides: dict) -> dict:
     """Everything that decides a sample's result; a resumed run must have the same."""
-    base = METHODS[method]
-    stages = {stage: dict(base.get(stage, MEAN_DISTANCE if stage == "mean_distance" else {})) for stage in STAGES}
+    base = {**METHODS[method], "mean_distance": MEAN_DISTANCE}
+    stages = {stage: dict(base[stage]) for stage in STAGES}
     for stage, values in overrides.items():
         stages[stage].update(values)
     return {"method": method, "drag_node": base["drag_node"], "checkpoint": checkpoint,
