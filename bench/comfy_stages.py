@@ -4,68 +4,36 @@ Each stage runs in a fresh process: it imports ComfyUI, loads this pack as a cus
 prompts through ComfyUI's own ``PromptExecutor`` (with its cache, as the server does).  The stages before the
 measured one are executed first, untimed; then the prompt that adds the measured node is executed again, so the
 cached nodes are skipped exactly as when a user queues a graph twice.  The model is a full-size SD1.5 or SDXL UNet
-(or a tiny one) with random weights, built in memory by a bench-only loader node.
+(or a tiny one) with random weights, built in memory by the test checkpoint node (``tests/support``).
 """
 import asyncio
 import json
 import os
-import sys
-import tempfile
 import time
-from pathlib import Path
+from dataclasses import replace
 
 import torch
 
 from bench.diffusers_stages import DRAG_POINTS
 from bench.measure import Meter
-
-PACK_ROOT = Path(__file__).resolve().parents[1]
+from core.settings import DIFFEDIT, DRAGDIFFUSION, node_inputs
+from tests.support import comfy_host
 
 
 def load_comfy(config: dict):
-    comfy_path = os.environ["COMFYUI_PATH"]
-    sys.path.insert(0, comfy_path)
-    from comfy.cli_args import args
-
-    args.cpu = config["device"] == "cpu"
-    import folder_paths
-
-    base = Path(tempfile.mkdtemp(prefix="bench-comfy-"))
-    for sub in ("output", "temp", "input", "models/loras", "custom_nodes"):
-        (base / sub).mkdir(parents=True, exist_ok=True)
-    folder_paths.set_output_directory(str(base / "output"))
-    folder_paths.set_temp_directory(str(base / "temp"))
-    folder_paths.set_input_directory(str(base / "input"))
-    folder_paths.add_model_folder_path("loras", str(base / "models" / "loras"), is_default=True)
-    import nodes
-
-    asyncio.run(nodes.init_extra_nodes(init_custom_nodes=False, init_api_nodes=False))
-    link = base / "custom_nodes" / "comfyui-drag-diffedit"
-    link.symlink_to(PACK_ROOT, target_is_directory=True)
-    if not asyncio.run(nodes.load_custom_node(str(link))):
-        raise RuntimeError("ComfyUI could not import the pack")
+    nodes = comfy_host.start(os.environ["COMFYUI_PATH"], cpu=config["device"] == "cpu")
+    comfy_host.register_test_checkpoint(nodes)
     _register_bench_nodes(nodes, config)
 
 
+# The bench's architectures as the test checkpoint node names them.
+CHECKPOINTS = {"tiny": "sd1", "sd15": "sd15-full", "sdxl": "sdxl-full"}
+
+
 def _register_bench_nodes(nodes, config):
-    from tools import comfy_models
+    from tests.support import comfy_models
 
-    dtype = getattr(torch, config["dtype"])
     kind = config["model"]
-
-    class BenchCheckpoint:
-        RETURN_TYPES = ("MODEL",)
-        FUNCTION = "load"
-        CATEGORY = "bench"
-
-        @classmethod
-        def INPUT_TYPES(cls):
-            return {"required": {"seed": ("INT", {"default": 0})}}
-
-        def load(self, seed):
-            if kind == "tiny":
-                return (comfy_models.make_model("sd1", seed),)
-            return (comfy_models.make_full_model(kind, seed, dtype),)
 
     class BenchInputs:
         RETURN_TYPES = ("IMAGE", "LATENT", "MASK", "CONDITIONING", "CONDITIONING")
@@ -103,7 +71,7 @@ def _register_bench_nodes(nodes, config):
         def take(self, name, latent=None, model=None, mask=None):
             return {}  # only makes the executor run what it is connected to
 
-    nodes.NODE_CLASS_MAPPINGS.update(BenchCheckpoint=BenchCheckpoint, BenchInputs=BenchInputs, BenchSink=BenchSink)
+    nodes.NODE_CLASS_MAPPINGS.update(BenchInputs=BenchInputs, BenchSink=BenchSink)
 
 
 def drag_points_json(px: int, flip: bool = False) -> str:
@@ -114,34 +82,38 @@ def drag_points_json(px: int, flip: bool = False) -> str:
 
 
 def graph(config: dict, *, masked: bool = True, flip: bool = False) -> dict:
-    """The real-image drag graph and the DiffEdit graph, in API format (node id -> class and inputs)."""
+    """The real-image drag graph and the DiffEdit graph, in API format (node id -> class and inputs), at the
+    methods' own settings (``core.settings``) except the step counts the bench sets."""
     px, steps = config["px"], config["inversion_steps"]
     positive, latent = ["in", 3], ["in", 1]
+    method, diffedit = DRAGDIFFUSION, DIFFEDIT
     drag_inputs = dict(model=["lora", 0], positive=positive, trajectory=["inv", 1], image=["in", 0],
-                       drag_points=drag_points_json(px, flip), steps=config["drag_iters"], learning_rate=0.01,
-                       mask_weight=0.1, cfg=1.0, feature_block=-1, motion_radius=1, track_radius=3)
+                       drag_points=drag_points_json(px, flip), **node_inputs(method.drag_node_settings),
+                       **node_inputs(replace(method.drag, steps=config["drag_iters"])))
     if masked:
         drag_inputs["mask"] = ["in", 2]
+    lora = replace(method.lora, steps=config["lora_steps"])
     return {
-        "ckpt": {"class_type": "BenchCheckpoint", "inputs": {"seed": 0}},
+        "ckpt": {"class_type": "DragEditTest_Checkpoint", "inputs": {
+            "ckpt_name": CHECKPOINTS[config["model"]], "seed": 0, "dtype": config["dtype"]}},
         "in": {"class_type": "BenchInputs", "inputs": {"px": px}},
         "lora": {"class_type": "DragEdit_LoRAIdentityTune", "inputs": dict(
-            model=["ckpt", 0], positive=positive, latent=latent, steps=config["lora_steps"], learning_rate=5e-4,
-            rank=16, batch_size=4, training_seed=0, save_name="", overwrite=False)},
+            model=["ckpt", 0], positive=positive, latent=latent, **node_inputs(lora), save_name="", overwrite=False)},
         "inv": {"class_type": "DragEdit_DDIMInversion", "inputs": dict(
-            model=["lora", 0], latent=latent, steps=steps, strength=config["strength"], cfg=1.0, positive=positive)},
+            model=["lora", 0], latent=latent, positive=positive,
+            **node_inputs(replace(method.inversion, steps=steps, strength=config["strength"])))},
         "drag": {"class_type": "DragEdit_DragLatentOptimize", "inputs": drag_inputs},
         "masa": {"class_type": "DragEdit_LatentMasaCtrlDenoise", "inputs": dict(
-            model=["lora", 0], positive=positive, trajectory=["inv", 1], latent=["drag", 0], start_step=0,
-            start_layer=-1, cfg=1.0)},
+            model=["lora", 0], positive=positive, trajectory=["inv", 1], latent=["drag", 0],
+            **node_inputs(method.denoise))},
         "dmask": {"class_type": "DragEdit_DiffEditMaskInfer", "inputs": dict(
             model=["ckpt", 0], query=["in", 4], reference=positive, latent=latent,
-            samples=config["diffedit_samples"], noise_strength=0.5, clamp_ratio=3.0, threshold=0.5, seed=0,
-            steps=steps)},
+            **node_inputs(replace(diffedit.mask, samples=config["diffedit_samples"], steps=steps)))},
         "dinv": {"class_type": "DragEdit_DDIMInversion", "inputs": dict(
-            model=["ckpt", 0], latent=latent, steps=steps, strength=0.8, cfg=1.0, positive=positive)},
+            model=["ckpt", 0], latent=latent, positive=positive,
+            **node_inputs(replace(diffedit.inversion, steps=steps)))},
         "ddec": {"class_type": "DragEdit_MaskedDDIMDecode", "inputs": dict(
-            model=["ckpt", 0], positive=["in", 4], negative=positive, cfg=7.5, trajectory=["dinv", 1],
+            model=["ckpt", 0], positive=["in", 4], negative=positive, cfg=diffedit.decode_cfg, trajectory=["dinv", 1],
             mask=["dmask", 0])},
     }
 

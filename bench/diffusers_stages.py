@@ -7,6 +7,7 @@ at fp16/bf16 fp32 master weights under autocast), as the official code does.
 """
 import contextlib
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -21,11 +22,14 @@ from core.backends.diffusers_unet import (
 )
 from core.ddim import ddim_invert
 from core.diffedit import diffedit_mask, masked_ddim_decode
-from core.drag import at_sigma, image_points_to_grid, mask_to_latent, optimize_drag_latent, supervision_grid_hw
+from core.drag import DragProblem, DragRun, optimize_drag_latent
+from core.drag_model import at_sigma
+from core.grids import image_points_to_grid, mask_to_latent_nearest, supervision_grid_hw
 from core.lora import inject_lora, train_identity_lora
 from core.masactrl import ReferenceRecording, SelfAttentionReference, default_start_layer, masactrl_denoise
 from core.schedules import ddim_sigmas
-from tools.tiny_models import SD_SCHEDULER_CONFIG, tiny_unet
+from core.settings import DRAGDIFFUSION
+from tests.support.tiny_models import SD_SCHEDULER_CONFIG, tiny_unet
 
 # (handle, target) as image fractions: far apart, so no run arrives early and every iteration is a full one
 DRAG_POINTS = [([0.15, 0.20], [0.85, 0.80]), ([0.80, 0.15], [0.20, 0.85])]
@@ -60,11 +64,13 @@ def _schedule(backend, config):
 
 def stage_lora(config: dict) -> dict:
     unet, cond, clean = build_unet(config)
-    params = inject_lora(unet, rank=16)  # in place: this process owns the UNet
+    settings = DRAGDIFFUSION.lora
+    params = inject_lora(unet, rank=settings.rank)  # in place: this process owns the UNet
     backend = DiffusersUNetDenoiser(unet, SD_SCHEDULER_CONFIG)
     with Meter(clean.device) as meter:
         losses = train_identity_lora(backend.denoiser(cond), params, clean, backend.sigma_table.to(clean.device),
-                                     steps=config["lora_steps"], batch=4,
+                                     steps=config["lora_steps"], lr=settings.learning_rate,
+                                     batch=settings.batch_size,
                                      loss_scaling=unet.dtype == torch.float16)
     return {"lora_identity_tune": meter.figures(steps=config["lora_steps"],
                                                 per_step_s=round(meter.seconds / config["lora_steps"], 4),
@@ -97,7 +103,7 @@ def drag_problem(config: dict, device):
     side = config["px"] // 8
     mask = torch.zeros(config["px"], config["px"])
     mask[config["px"] // 8: -config["px"] // 8, config["px"] // 8: -config["px"] // 8] = 1
-    return grid_hw, handles, targets, mask_to_latent(mask, grid_hw, (side, side))[0, 0].to(device)
+    return grid_hw, handles, targets, mask_to_latent_nearest(mask, grid_hw, (side, side))[0, 0].to(device)
 
 
 def stage_drag(config: dict, mode: str, masked: bool) -> dict:
@@ -118,11 +124,11 @@ def stage_drag(config: dict, mode: str, masked: bool) -> dict:
     stamps = []  # after each iteration (the loop has synced on its early-stop check by then)
     with Meter(clean.device) as meter, feature_denoiser(backend, cond) as forward, autocast:
         # reach_threshold 0: never "arrived", so both modes run the same number of iterations
-        result = optimize_drag_latent(at_sigma(forward, sigma), z, sigma, sigma_next, handles, targets,
-                                      grid_hw=grid_hw, mask_latent=mask if masked else None,
-                                      steps=config["drag_iters"], reach_threshold=0.0, loss_scaling=loss_scaling,
-                                      truncate=not reference, dense_features=reference,
-                                      callback=lambda *args: stamps.append(time.perf_counter()))
+        problem = DragProblem(handles=handles, targets=targets, grid_hw=grid_hw, mask_latent=mask if masked else None)
+        settings = replace(DRAGDIFFUSION.drag, steps=config["drag_iters"], reach_threshold=0.0)
+        run = DragRun(loss_scaling=loss_scaling, truncate=not reference, dense_features=reference)
+        result = optimize_drag_latent(at_sigma(forward, sigma), z, sigma, sigma_next, problem, settings, run,
+                                      callback=lambda progress: stamps.append(time.perf_counter()))
     name = f"drag_{mode}_{'mask' if masked else 'nomask'}"
     torch.save({"latent": result.latent.cpu(), "handles": result.handles.cpu()},
                Path(config["scratch"]) / f"{name}.pt")

@@ -8,7 +8,7 @@ HANDLE = (230, 57, 70)
 TARGET = (69, 123, 157)
 
 
-def to_pil(image: torch.Tensor) -> Image.Image:
+def image_to_pil(image: torch.Tensor) -> Image.Image:
     """An IMAGE row ``[H, W, C]`` in 0..1 as an RGB picture."""
     pixels = (image[..., :3].detach().float().cpu().clamp(0, 1) * 255).round().to(torch.uint8).numpy()
     return Image.fromarray(pixels, "RGB")
@@ -16,7 +16,7 @@ def to_pil(image: torch.Tensor) -> Image.Image:
 
 def drag_preview_image(image, handles_xy, targets_xy) -> Image.Image:
     """The picture (an IMAGE row or a PIL image, left unchanged) with an arrow from each handle to its target."""
-    picture = image.copy() if isinstance(image, Image.Image) else to_pil(image)
+    picture = image.copy() if isinstance(image, Image.Image) else image_to_pil(image)
     draw = ImageDraw.Draw(picture)
     radius = max(2, round(min(picture.size) / 100))
     for (hx, hy), (tx, ty) in zip(torch.as_tensor(handles_xy).tolist(), torch.as_tensor(targets_xy).tolist()):

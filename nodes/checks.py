@@ -1,8 +1,11 @@
 """Input checks shared by the nodes: raise clear errors before any model call."""
+from typing import Optional
+
 import torch
 
-# Pixels per latent cell of the SD-family VAEs the pack targets.
-VAE_SCALE = 8
+from ..core.schedules import encoded_steps
+
+INVERSION_NODE = "DragEdit_DDIMInversion"
 
 
 def latent_samples(latent: dict, what: str = "latent") -> torch.Tensor:
@@ -27,31 +30,6 @@ def conditioning_batch_fits(cond, batch: int, what: str) -> None:
         size = entry[0].shape[0]
         if size not in (1, batch) and batch % size != 0:
             raise ValueError(f"{what} has batch {size}, which does not broadcast to the latent batch {batch}")
-
-
-def mask_to_latent(mask: torch.Tensor, latent_shape: tuple) -> torch.Tensor:
-    """A MASK ``[B, H, W]`` or ``[H, W]`` at pixel or latent resolution -> ``[B, 1, h, w]`` at latent resolution.
-
-    Area averaging recovers a latent-resolution mask that was upsampled
-    exactly, and keeps painted soft edges soft.
-    """
-    if mask.ndim == 2:
-        mask = mask[None]
-    if mask.ndim != 3:
-        raise ValueError(f"mask must be [batch, height, width], got shape {tuple(mask.shape)}")
-    batch, _, height, width = latent_shape
-    if mask.shape[0] not in (1, batch):
-        raise ValueError(f"mask batch {mask.shape[0]} does not match the latent batch {batch}")
-    mask_hw = tuple(mask.shape[-2:])
-    if mask_hw == (height, width):
-        resized = mask[:, None].float()
-    elif mask_hw[0] // VAE_SCALE == height and mask_hw[1] // VAE_SCALE == width:
-        cropped = mask[:, None, :height * VAE_SCALE, :width * VAE_SCALE].float()
-        resized = torch.nn.functional.avg_pool2d(cropped, VAE_SCALE)
-    else:
-        raise ValueError(f"mask is {mask_hw[1]}x{mask_hw[0]} px but the latent is {width}x{height} "
-                         f"({width * VAE_SCALE}x{height * VAE_SCALE} px): use a mask of the image's size")
-    return resized.clamp(0, 1).expand(batch, 1, height, width).clone()
 
 
 def model(value, what: str = "model"):
@@ -84,3 +62,23 @@ def at_queue(check, value) -> bool | str:
 def drag_cfg(cfg: float) -> None:
     if cfg < 1.0:  # a linked value skips the schema's minimum
         raise ValueError(f"cfg {cfg} is below 1: use 1 for real images, the generation's CFG for generated ones")
+
+
+def upstream_inversion_steps(hidden, input_name: str) -> Optional[int]:
+    """The denoising steps of the trajectory ``input_name`` receives, read off the queued graph (``hidden``: a V3
+    node's ``cls.hidden`` with ``prompt`` and ``unique_id``): known when it comes straight from DDIM Inversion with
+    its steps and strength set on the node, else None (then the node checks when it runs)."""
+    prompt, node_id = getattr(hidden, "prompt", None), getattr(hidden, "unique_id", None)
+    if not isinstance(prompt, dict) or node_id is None:
+        return None
+    link = prompt.get(str(node_id), {}).get("inputs", {}).get(input_name)
+    if not isinstance(link, list) or len(link) != 2:
+        return None
+    source = prompt.get(str(link[0]), {})
+    steps, strength = (source.get("inputs", {}).get(name) for name in ("steps", "strength"))
+    if source.get("class_type") != INVERSION_NODE or not isinstance(steps, int) or isinstance(strength, list):
+        return None
+    try:
+        return encoded_steps(steps, float(strength))
+    except (TypeError, ValueError):
+        return None

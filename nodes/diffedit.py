@@ -4,12 +4,15 @@ import torch
 import comfy.utils
 from comfy_api.latest import io
 
-from ..core.backends import comfy as backend
 from ..core.diffedit import mask_from_estimates, masked_ddim_decode, noised_denoise_estimates
+from ..core.grids import VAE_SCALE, mask_to_latent
 from ..core.schedules import ddim_sigmas
-from . import checks
+from ..core.settings import DIFFEDIT
+from . import backend, checks
 from .inversion import Trajectory
 from .trajectory import InversionTrajectory
+
+DEFAULTS = DIFFEDIT.mask
 
 
 class DiffEditMaskInfer(io.ComfyNode):
@@ -26,17 +29,18 @@ class DiffEditMaskInfer(io.ComfyNode):
                 io.Conditioning.Input("query", tooltip="Text describing the edited image."),
                 io.Conditioning.Input("reference", tooltip="Text describing the input image (or an empty prompt)."),
                 io.Latent.Input("latent", tooltip="The encoded input image."),
-                io.Int.Input("samples", default=10, min=1, max=100, tooltip="Noise draws averaged (paper: 10)."),
-                io.Float.Input("noise_strength", default=0.5, min=0.01, max=1.0, step=0.01,
+                io.Int.Input("samples", default=DEFAULTS.samples, min=1, max=100,
+                             tooltip="Noise draws averaged (paper: 10)."),
+                io.Float.Input("noise_strength", default=DEFAULTS.noise_strength, min=0.01, max=1.0, step=0.01,
                                tooltip="Noise level of the draws as a fraction of the schedule (paper: 0.5)."),
-                io.Float.Input("clamp_ratio", default=3.0, min=0.1, max=100.0, step=0.1,
+                io.Float.Input("clamp_ratio", default=DEFAULTS.clamp_ratio, min=0.1, max=100.0, step=0.1,
                                tooltip="Differences above ratio x the image's mean difference are clipped before "
                                        "rescaling to [0, 1] (diffusers: 3)."),
-                io.Float.Input("threshold", default=0.5, min=0.0, max=1.0, step=0.01,
+                io.Float.Input("threshold", default=DEFAULTS.threshold, min=0.0, max=1.0, step=0.01,
                                tooltip="Rescaled difference above which a pixel is edited (paper: 0.5)."),
-                io.Int.Input("seed", default=0, min=0, max=0xFFFFFFFFFFFFFFFF, control_after_generate=True,
+                io.Int.Input("seed", default=DEFAULTS.seed, min=0, max=0xFFFFFFFFFFFFFFFF, control_after_generate=True,
                              tooltip="Seed of the noise draws."),
-                io.Int.Input("steps", default=50, min=1, max=999,
+                io.Int.Input("steps", default=DEFAULTS.steps, min=1, max=999,
                              tooltip="DDIM schedule the noise level is taken from (diffusers: 50)."),
             ],
             outputs=[
@@ -68,7 +72,7 @@ class DiffEditMaskInfer(io.ComfyNode):
             return backend.run_guided(model, cond, None, 1.0, latent_samples, sigma[None], body)[1]
 
         mask = mask_from_estimates(estimates_under(query), estimates_under(reference), clamp_ratio, threshold)
-        scale = checks.VAE_SCALE
+        scale = VAE_SCALE
         binary = mask.binary.repeat_interleave(scale, 1).repeat_interleave(scale, 2)
         soft = mask.soft.repeat_interleave(scale, 1).repeat_interleave(scale, 2)
         return io.NodeOutput(binary, soft[..., None].expand(*soft.shape, 3).contiguous())
@@ -88,7 +92,7 @@ class MaskedDDIMDecode(io.ComfyNode):
                 io.Model.Input("model"),
                 io.Conditioning.Input("positive", tooltip="Text of the edited image (the DiffEdit query)."),
                 io.Conditioning.Input("negative", tooltip="Negative text for guidance."),
-                io.Float.Input("cfg", default=7.5, min=0.0, max=30.0, step=0.1, round=0.01,
+                io.Float.Input("cfg", default=DIFFEDIT.decode_cfg, min=0.0, max=30.0, step=0.1, round=0.01,
                                tooltip="Guidance scale (DiffEdit with SD: 7.5; it needs at least ~3)."),
                 Trajectory.Input("trajectory", tooltip="From DDIM Inversion of the input image."),
                 io.Mask.Input("mask", tooltip="Where to edit (1), at pixel or latent resolution."),
@@ -104,7 +108,7 @@ class MaskedDDIMDecode(io.ComfyNode):
         for cond, what in ((positive, "positive"), (negative, "negative")):
             checks.conditioning(cond, what)
             checks.conditioning_batch_fits(cond, shape[0], what)
-        mask_latent = checks.mask_to_latent(mask, shape)
+        mask_latent = mask_to_latent(mask, shape)
         clean = trajectory.latents[0]
         steps = trajectory.encoded_steps
         if steps > 0:

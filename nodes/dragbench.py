@@ -9,14 +9,6 @@ from PIL import Image
 import folder_paths
 from comfy_api.latest import io
 
-from ..core.backends import comfy as backend
-from ..core.backends.comfy_unet import (
-    ComfyDragModel,
-    FeatureCapture,
-    check_feature_block,
-    diffusion_model,
-    dift_feature_block,
-)
 from ..core.dragbench import (
     IMAGE_FILE,
     META_FILE,
@@ -28,7 +20,9 @@ from ..core.dragbench import (
     read_meta,
 )
 from ..core.points import parse_drag_points, read_drag_points
-from . import checks
+from ..core.settings import MEAN_DISTANCE
+from . import backend, checks
+from .unet_hooks import ComfyDragModel, FeatureCapture, check_feature_block, diffusion_model, dift_feature_block
 
 
 def _relative_folder(sample: str) -> Path:
@@ -124,11 +118,13 @@ class MeanDistance(io.ComfyNode):
                 io.Image.Input("edited", tooltip="The edited image (resized to the original's size if needed)."),
                 io.String.Input("drag_points", multiline=True, default="[]",
                                 tooltip="The sample's pairs, as DragBench Load Sample gives them."),
-                io.Int.Input("timestep", default=261, min=0, max=999,
+                io.Int.Input("timestep", default=MEAN_DISTANCE.timestep, min=0, max=999,
                              tooltip="Noise level of the DIFT features (the protocol's t = 261)."),
-                io.Int.Input("ensemble", default=8, min=1, max=64, tooltip="Noise draws averaged (protocol: 8)."),
-                io.Int.Input("seed", default=42, min=0, max=0xFFFFFFFFFFFFFFFF, tooltip="Seed of the noise draws."),
-                io.Int.Input("feature_block", default=-1, min=-1, max=64,
+                io.Int.Input("ensemble", default=MEAN_DISTANCE.ensemble, min=1, max=64,
+                             tooltip="Noise draws averaged (protocol: 8)."),
+                io.Int.Input("seed", default=MEAN_DISTANCE.seed, min=0, max=0xFFFFFFFFFFFFFFFF,
+                             tooltip="Seed of the noise draws."),
+                io.Int.Input("feature_block", default=MEAN_DISTANCE.feature_block, min=-1, max=64,
                              tooltip="Decoder block of the features; -1 = the protocol's (the block upsampling to "
                                      "half the latent resolution: SD2.1's up_blocks[1])."),
             ],
@@ -161,7 +157,7 @@ class MeanDistance(io.ComfyNode):
         patched = capture.attach(model)
 
         def body(denoise, x):
-            drag_model = ComfyDragModel(denoise, unet, capture, 1.0)
+            drag_model = ComfyDragModel(denoise, capture, 1.0)
             maps = [dift_features(drag_model.features, row[None], sigma, ensemble, seed) for row in x]
             return x, maps
 

@@ -1,13 +1,14 @@
 """DDIM Inversion node."""
 from comfy_api.latest import io
 
-from ..core.backends import comfy as backend
 from ..core.ddim import ddim_invert
 from ..core.schedules import ddim_sigmas, encoded_steps
-from . import checks
+from ..core.settings import DIFFEDIT
+from . import backend, checks
 from .trajectory import InversionTrajectory
 
 Trajectory = io.Custom("INVERSION_TRAJECTORY")
+DEFAULTS = DIFFEDIT.inversion  # the node's defaults are DiffEdit's; the drag templates set DragDiffusion's
 
 
 def invert_latent(model, latent: dict, steps: int, strength: float, cfg: float, positive=None, negative=None):
@@ -48,12 +49,12 @@ class DDIMInversion(io.ComfyNode):
             inputs=[
                 io.Model.Input("model", tooltip="The model to invert with (a LoRA-tuned clone for drag editing)."),
                 io.Latent.Input("latent", tooltip="The encoded image (VAE Encode)."),
-                io.Int.Input("steps", default=50, min=1, max=999,
+                io.Int.Input("steps", default=DEFAULTS.steps, min=1, max=999,
                              tooltip="Length of the full DDIM schedule; inversion walks its last `strength` part."),
-                io.Float.Input("strength", default=0.8, min=0.0, max=1.0, step=0.01,
+                io.Float.Input("strength", default=DEFAULTS.strength, min=0.0, max=1.0, step=0.01,
                                tooltip="Encoding ratio: how far up the schedule to go (DiffEdit 0.8, DragDiffusion "
                                        "0.7). 0 returns the input, 1 goes to the top of the schedule."),
-                io.Float.Input("cfg", default=1.0, min=0.0, max=30.0, step=0.1, round=0.01,
+                io.Float.Input("cfg", default=DEFAULTS.cfg, min=0.0, max=30.0, step=0.1, round=0.01,
                                tooltip="Guidance while encoding. 1 = no guidance (the papers)."),
                 io.Conditioning.Input("positive", optional=True,
                                       tooltip="Text to encode with. Leave empty for unconditional encoding as in the "

@@ -8,12 +8,13 @@ import comfy.utils
 import folder_paths
 from comfy_api.latest import io
 
-from ..core.backends import comfy as backend
-from ..core.backends.comfy_unet import PrivateUNet
 from ..core.lora import inject_lora, kohya_state_dict, train_identity_lora
 from ..core.preview import loss_curve_image
-from . import checks, lora_file
+from ..core.settings import DRAGDIFFUSION
+from . import backend, checks, lora_file
+from .unet_hooks import PrivateUNet
 
+DEFAULTS = DRAGDIFFUSION.lora
 _PREDICTION = {"EPS": "epsilon", "V_PREDICTION": "v_prediction"}  # backend.prediction_kind -> training loss
 
 
@@ -43,16 +44,16 @@ class LoRAIdentityTune(io.ComfyNode):
                                                           "uses)."),
                 io.Latent.Input("latent", tooltip="The image to preserve, VAE-encoded at the size the drag runs at "
                                                   "(one image)."),
-                io.Int.Input("steps", default=80, min=1, max=10000,
+                io.Int.Input("steps", default=DEFAULTS.steps, min=1, max=10000,
                              tooltip="Training steps (DragDiffusion: 80)."),
-                io.Float.Input("learning_rate", default=5e-4, min=1e-6, max=1.0, step=1e-5,
+                io.Float.Input("learning_rate", default=DEFAULTS.learning_rate, min=1e-6, max=1.0, step=1e-5,
                                tooltip="AdamW learning rate (DragDiffusion: 0.0005)."),
-                io.Int.Input("rank", default=16, min=1, max=256,
+                io.Int.Input("rank", default=DEFAULTS.rank, min=1, max=256,
                              tooltip="LoRA rank; alpha = rank, so the LoRA applies at scale 1 (DragDiffusion: 16)."),
-                io.Int.Input("batch_size", default=4, min=1, max=64,
+                io.Int.Input("batch_size", default=DEFAULTS.batch_size, min=1, max=64,
                              tooltip="Copies of the image per step, each at its own random noise level "
                                      "(DragDiffusion: 4)."),
-                io.Int.Input("training_seed", default=0, min=0, max=0xFFFFFFFFFFFFFFFF,
+                io.Int.Input("training_seed", default=DEFAULTS.training_seed, min=0, max=0xFFFFFFFFFFFFFFFF,
                              tooltip="Seed of the LoRA initialisation, the noise and the noise levels."),
                 io.String.Input("save_name", default="",
                                 tooltip=f"Save the LoRA as loras/{lora_file.PACK_FOLDER}/<save_name>.safetensors "

@@ -24,6 +24,7 @@ _NAME = re.compile(r"[A-Za-z0-9 _.\-/]+")
 MAX_PART_CHARS, MAX_NAME_CHARS, MAX_DEPTH = 100, 200, 8
 STALE_TEMP_SECONDS = 3600  # a temp file this old belongs to a save that was killed
 _SAMPLES_PER_TENSOR = 256
+UNET_PREFIX = "diffusion_model."
 _recent: "OrderedDict[str, dict]" = OrderedDict()  # digest -> state dict: a save_name change does not retrain
 _RECENT_MAX = 4
 
@@ -100,18 +101,18 @@ def training_digest(model, signature: dict, conditioning: list, samples: torch.T
     sampling), the prompt's tensors, the latent and the settings.  ``save_name``/``overwrite`` are not in it."""
     import comfy.model_management
 
-    # Loaded by this patcher, the module holds its own patches (another clone's are taken out first) and
-    # ``backup`` the weights they replaced: digest those originals, and the patches separately.
+    # Loaded by this patcher, the module holds its own patches (another clone's are taken out first), and
+    # ``get_key_patches`` answers each weight as it was before them, followed by the patches: digest both.
     comfy.model_management.load_models_gpu([model])
+    key_patches = model.get_key_patches(UNET_PREFIX)
     digest = hashlib.sha256()
     digest.update(json.dumps([signature, settings], sort_keys=True).encode())
-    for name, tensor in sorted(model.model.diffusion_model.state_dict().items()):
-        original = model.backup.get("diffusion_model." + name)
-        digest.update(name.encode())
-        _update(digest, tensor if original is None else original.weight)
-    for key in sorted(model.patches):
-        digest.update(str(key).encode())
-        for patch in model.patches[key]:
+    for key in sorted(key_patches):
+        digest.update(key.removeprefix(UNET_PREFIX).encode())
+        _update(digest, key_patches[key][0][0])  # (original weight, its convert function)
+    for key in sorted(key for key, entry in key_patches.items() if len(entry) > 1):
+        digest.update(key.encode())
+        for patch in key_patches[key][1:]:
             digest.update(repr([p for p in patch if isinstance(p, (int, float, str))]).encode())
             for tensor in _tensors(patch):
                 _update(digest, tensor)

@@ -1,4 +1,5 @@
 """Latent MasaCtrl Denoise node: denoise the dragged latent attending to the source's self-attention."""
+import hashlib
 import os
 import weakref
 
@@ -7,12 +8,14 @@ import torch
 import comfy.model_management
 from comfy_api.latest import io
 
-from ..core.backends import comfy as backend
-from ..core.backends.comfy_unet import attach_reference_attention, diffusion_model, self_attention_layers
 from ..core.masactrl import ReferenceRecording, SelfAttentionReference, default_start_layer, masactrl_denoise
-from . import checks
+from ..core.settings import DRAGDIFFUSION
+from . import backend, checks
 from .inversion import Trajectory
-from .trajectory import LEVEL_KEY, InversionTrajectory
+from .trajectory import STEP_KEY, InversionTrajectory
+from .unet_hooks import attach_reference_attention, diffusion_model, self_attention_layers
+
+DEFAULTS = DRAGDIFFUSION.denoise
 
 
 def controlled_layers(model, start_layer: int) -> list:
@@ -31,34 +34,43 @@ def controlled_layers(model, start_layer: int) -> list:
 RECORDING_LIMIT_MB = float(os.environ.get("DRAG_EDIT_REFERENCE_CACHE_MB", 4096))
 
 
+def _digest(tensor: torch.Tensor) -> str:
+    return hashlib.blake2b(tensor.detach().float().cpu().contiguous().numpy().tobytes(), digest_size=16).hexdigest()
+
+
 class _RecordingKey:
-    """Everything the reference branch depends on besides the trajectory it is stored on.
+    """Everything the reference branch depends on besides the trajectory it is kept for.
 
     The model is held weakly (a recording must not keep a model in memory) and compared by identity, as are the
-    conditionings (held strongly, so their ids cannot be reused): ComfyUI hands a node the same objects when
-    nothing upstream changed, and new objects otherwise.
+    conditionings (held strongly, so their ids cannot be reused): ComfyUI hands a node the same objects when nothing
+    upstream changed, and new objects otherwise.  The source is compared by content: a drag method that denoises its
+    own source (GoodDrag) hands a new tensor of the same values on every re-drag.
     """
 
-    def __init__(self, model, positive, negative, cfg, start_step, layers, sigmas):
+    def __init__(self, model, positive, negative, cfg, start_step, layers, sigmas, source):
         self.model = weakref.ref(model)
         self.patches_uuid = getattr(model, "patches_uuid", None)
         self.conds = (positive, negative)
         self.settings = (float(cfg), int(start_step), tuple(layers), tuple(float(s) for s in sigmas))
+        self.source = _digest(source)
 
     def matches(self, other: "_RecordingKey") -> bool:
         return (self.model() is not None and self.model() is other.model() and self.patches_uuid == other.patches_uuid
-                and all(a is b for a, b in zip(self.conds, other.conds)) and self.settings == other.settings)
+                and all(a is b for a, b in zip(self.conds, other.conds)) and self.settings == other.settings
+                and self.source == other.source)
 
 
-def reference_recording(trajectory, key: _RecordingKey) -> ReferenceRecording:
-    """The trajectory's recording for ``key``, or a new empty one that replaces it (one per trajectory)."""
-    stored = trajectory.reference_recordings
-    n_steps = trajectory.encoded_steps
-    if "key" in stored and stored["key"].matches(key) and stored["recording"].complete(n_steps):
-        return stored["recording"]
+# One recording per trajectory, dropped with it (i.e. with ComfyUI's cache of the DDIM Inversion output).
+_recordings: "weakref.WeakKeyDictionary[InversionTrajectory, tuple]" = weakref.WeakKeyDictionary()
+
+
+def reference_recording(trajectory: InversionTrajectory, key: _RecordingKey, steps: int) -> ReferenceRecording:
+    """The trajectory's complete recording of ``steps`` steps for ``key``, or a new empty one that replaces it."""
+    stored = _recordings.get(trajectory)
+    if stored is not None and stored[0].matches(key) and stored[1].complete(steps):
+        return stored[1]
     recording = ReferenceRecording(int(RECORDING_LIMIT_MB * 2 ** 20), comfy.model_management.intermediate_device())
-    stored.clear()
-    stored.update(key=key, recording=recording)
+    _recordings[trajectory] = (key, recording)
     return recording
 
 
@@ -79,13 +91,13 @@ class LatentMasaCtrlDenoise(io.ComfyNode):
                 io.Latent.Input("latent", tooltip="The edited latent (Drag Latent Optimize). It is denoised from the "
                                                   "level the drag left it at (the trajectory's top for "
                                                   "DragDiffusion; a LATENT from elsewhere is taken to be there)."),
-                io.Int.Input("start_step", default=0, min=0, max=999,
+                io.Int.Input("start_step", default=DEFAULTS.start_step, min=0, max=999,
                              tooltip="First denoising step whose attention is shared (0 = all, the reference)."),
-                io.Int.Input("start_layer", default=-1, min=-1, max=999,
+                io.Int.Input("start_layer", default=DEFAULTS.start_layer, min=-1, max=999,
                              tooltip="First shared self-attention layer in execution order (SD1.x/2.x have 16, "
                                      "SDXL 70). -1 = DragDiffusion's choice mapped to this UNet: the decoder "
                                      "layers at 1/2 latent resolution and finer (SD1.x/2.x: 10)."),
-                io.Float.Input("cfg", default=1.0, min=0.0, max=30.0, step=0.1, round=0.01,
+                io.Float.Input("cfg", default=DEFAULTS.cfg, min=0.0, max=30.0, step=0.1, round=0.01,
                                tooltip="Guidance: 1 for real images; the generation's CFG for generated ones."),
                 io.Conditioning.Input("negative", optional=True, tooltip="Negative prompt, used when cfg != 1."),
             ],
@@ -99,17 +111,7 @@ class LatentMasaCtrlDenoise(io.ComfyNode):
         trajectory = InversionTrajectory.checked(trajectory)
         trajectory.check_model(backend.model_signature(checks.model(model)))
         edited = checks.latent_samples(latent)
-        if tuple(edited.shape) != trajectory.latent_shape:
-            raise ValueError(f"latent {tuple(edited.shape)} does not match the trajectory's {trajectory.latent_shape}:"
-                             " connect the latent dragged from this trajectory")
-        if trajectory.encoded_steps < 1:
-            raise ValueError("the trajectory has no inversion steps (strength 0): nothing to denoise")
-        level = trajectory.level_of(latent)  # where the drag method left the latent (0: the trajectory's top)
-        sigmas = trajectory.sampling_sigmas()[level:]
-        steps = len(sigmas) - 1
-        if start_step >= steps:
-            raise ValueError(f"start_step {start_step} is past the {steps} denoising steps left from the latent's "
-                             f"level (step {level} of {trajectory.encoded_steps})")
+        step, sigmas = _denoising_steps(trajectory, edited, latent, start_step)
         checks.conditioning_batch_fits(positive, edited.shape[0], "positive")
         if cfg != 1.0:
             negative = checks.conditioning(negative, "negative", required=False) or backend.zero_conditioning(model)
@@ -117,14 +119,13 @@ class LatentMasaCtrlDenoise(io.ComfyNode):
         layers = controlled_layers(model, start_layer)
         control = SelfAttentionReference(layers, start_step)
         patched = attach_reference_attention(model, control)
-        callback = backend.progress_callback(model, steps)
-        recording_key = _RecordingKey(model, positive, negative if cfg != 1.0 else None, cfg, start_step, layers,
-                                      sigmas)
-        recording = reference_recording(trajectory, recording_key)
+        callback = backend.progress_callback(model, len(sigmas) - 1)
+        source = trajectory.source_at(latent, step)  # the reference branch at the edit's step
+        key = _RecordingKey(model, positive, negative if cfg != 1.0 else None, cfg, start_step, layers, sigmas, source)
+        recording = reference_recording(trajectory, key, len(sigmas) - 1)
         # A re-drag of the same source replays the recorded reference branch: only the edited latent is denoised.
-        replay_only = recording.complete(steps)
-        source = [] if replay_only else [trajectory.source_at(latent, level)]  # the source at the same level
-        x = torch.cat(source + [edited.float().cpu()])
+        replay_only = recording.complete(len(sigmas) - 1)
+        x = torch.cat(([] if replay_only else [source]) + [edited.float().cpu()])
 
         def body(denoise, x):
             reference, edit = (x, x) if replay_only else x.chunk(2)
@@ -133,7 +134,21 @@ class LatentMasaCtrlDenoise(io.ComfyNode):
             return edit, None
 
         out, _ = backend.run_guided(patched, positive, negative, cfg, x, sigmas, body)
-        samples = out.clone()
-        result = {key: value for key, value in latent.items() if key not in ("samples", "noise_mask", LEVEL_KEY)}
-        result["samples"] = samples
+        result = {key: value for key, value in latent.items() if key not in ("samples", "noise_mask", STEP_KEY)}
+        result["samples"] = out.clone()
         return io.NodeOutput(result)
+
+
+def _denoising_steps(trajectory: InversionTrajectory, edited: torch.Tensor, latent: dict, start_step: int):
+    """``(step, sigmas)``: where the drag method left the latent (0: the trajectory's top) and the levels left."""
+    if tuple(edited.shape) != trajectory.latent_shape:
+        raise ValueError(f"latent {tuple(edited.shape)} does not match the trajectory's {trajectory.latent_shape}:"
+                         " connect the latent dragged from this trajectory")
+    if trajectory.encoded_steps < 1:
+        raise ValueError("the trajectory has no inversion steps (strength 0): nothing to denoise")
+    step = trajectory.step_of(latent)
+    sigmas = trajectory.sampling_sigmas()[step:]
+    if start_step >= len(sigmas) - 1:
+        raise ValueError(f"start_step {start_step} is past the {len(sigmas) - 1} denoising steps left from the "
+                         f"latent's step {step} of {trajectory.encoded_steps}")
+    return step, sigmas

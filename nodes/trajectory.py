@@ -1,14 +1,15 @@
-"""The INVERSION_TRAJECTORY value passed between nodes, and the level a LATENT of the pack sits at."""
-from dataclasses import dataclass, field
+"""The INVERSION_TRAJECTORY value passed between nodes, and the denoising step a LATENT of the pack sits at."""
+from dataclasses import dataclass
+from typing import Optional
 
 import torch
 
 # A LATENT the drag nodes write carries the denoising step it sits at on its trajectory's schedule (0 = the top,
 # where DDIM Inversion stops), so Latent MasaCtrl Denoise continues from wherever a drag method stopped.
-LEVEL_KEY = "drag_edit_level"
+STEP_KEY = "drag_edit_step"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # compared and hashed by identity: ComfyUI hands on the same object while cached
 class InversionTrajectory:
     """Every latent of a DDIM inversion, in LATENT space (as VAEEncode makes them), on the CPU.
 
@@ -21,9 +22,6 @@ class InversionTrajectory:
     strength: float
     cfg: float
     model_signature: dict
-    # Latent MasaCtrl Denoise's recorded reference branch of this source (see nodes/masactrl.py). It lives and dies
-    # with this value, i.e. with ComfyUI's cache of the DDIM Inversion output: another image is another trajectory.
-    reference_recordings: dict = field(default_factory=dict, init=False, compare=False, repr=False)
 
     @property
     def encoded_steps(self) -> int:
@@ -45,17 +43,17 @@ class InversionTrajectory:
                              f"{type(value).__name__}")
         return value
 
-    def level_of(self, latent: dict) -> int:
-        """The denoising step ``latent`` sits at; a LATENT without the pack's level is at the top (step 0)."""
-        level = latent.get(LEVEL_KEY)
-        if level is None:
+    def step_of(self, latent: dict) -> int:
+        """The denoising step ``latent`` sits at; a LATENT without the pack's step is at the top (step 0)."""
+        entry = latent.get(STEP_KEY)
+        if entry is None:
             return 0
         sigmas = self.sampling_sigmas()
         try:
-            step, sigma = int(level["step"]), float(level["sigma"])
+            step, sigma = int(entry["step"]), float(entry["sigma"])
         except (KeyError, TypeError, ValueError):
-            raise ValueError(f"the latent's {LEVEL_KEY!r} must be {{'step': int, 'sigma': float}}, got "
-                             f"{str(level)[:60]}") from None
+            raise ValueError(f"the latent's {STEP_KEY!r} must be {{'step': int, 'sigma': float}}, got "
+                             f"{str(entry)[:60]}") from None
         if not 0 <= step < len(sigmas) - 1 or abs(float(sigmas[step]) - sigma) > 1e-4 * max(1.0, sigma):
             raise ValueError(f"the latent sits at denoising step {step} (noise level {sigma:.4g}), which is not a "
                              f"level of this trajectory ({len(sigmas) - 1} steps from {float(sigmas[0]):.4g}): "
@@ -65,7 +63,7 @@ class InversionTrajectory:
     def source_at(self, latent: dict, step: int) -> torch.Tensor:
         """The source (reference branch) at ``step``: the one the drag method carried along in the LATENT (GoodDrag
         denoises its own), else the inversion's latent at that level."""
-        source = (latent.get(LEVEL_KEY) or {}).get("source")
+        source = (latent.get(STEP_KEY) or {}).get("source")
         if source is None:
             return self.latents[-1 - step]
         if not isinstance(source, torch.Tensor) or tuple(source.shape) != self.latent_shape:
@@ -73,9 +71,13 @@ class InversionTrajectory:
                              f"{self.latent_shape}")
         return source
 
-    def level(self, step: int) -> dict:
-        """The LATENT entry that records ``step`` on this trajectory's schedule."""
-        return {LEVEL_KEY: {"step": int(step), "sigma": round(float(self.sampling_sigmas()[step]), 6)}}
+    def at_step(self, step: int, source: Optional[torch.Tensor] = None) -> dict:
+        """The LATENT entry that records ``step`` on this trajectory's schedule, with the drag method's own source
+        at that step when it denoised one (GoodDrag)."""
+        entry = {"step": int(step), "sigma": round(float(self.sampling_sigmas()[step]), 6)}
+        if source is not None:
+            entry["source"] = source.detach().float().cpu()
+        return {STEP_KEY: entry}
 
     def check_model(self, signature: dict) -> None:
         if signature != self.model_signature:

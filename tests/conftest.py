@@ -8,7 +8,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tools.tiny_models import scheduler_config, tiny_unet  # noqa: E402
+from tests.support.tiny_models import scheduler_config, tiny_unet  # noqa: E402
 
 torch.set_num_threads(2)
 

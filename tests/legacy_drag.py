@@ -1,19 +1,18 @@
 """The drag loop as it was before the drag core was split into state, update and schedule (commit 9871fcd), kept
-verbatim as the reference the refactored core must reproduce exactly (tests/test_drag_core.py)."""
+verbatim as the reference the refactored core must reproduce exactly (tests/test_drag_core.py).
+
+Changed since, and only here: the imports follow the modules the core was split into, and the mask term's reference
+takes the VP round trip of the optimised latent (issue 17, defect 0: the official code's first update has a mask
+term of exactly zero).  Both are marked."""
 from typing import Callable, Optional, Sequence
 
 import torch
 
 from core.ddim import ddim_step
-from core.drag import (
-    DragForward,
-    DragResult,
-    Tensor,
-    all_reached,
-    feature_sampler,
-    motion_supervision_loss,
-    track_points,
-)
+from core.drag import DragResult, Tensor  # changed: imports
+from core.drag_model import DragForward
+from core.features import feature_sampler
+from core.motion import CurrentPatchPull, all_reached, motion_supervision_loss, track_points
 
 
 def legacy_optimize_drag_latent(forward: DragForward, z: Tensor, sigma, sigma_next, handles: Tensor, targets: Tensor, *,
@@ -59,9 +58,11 @@ def legacy_optimize_drag_latent(forward: DragForward, z: Tensor, sigma, sigma_ne
                 keep = 1.0 - mask
         full = keep is not None or not truncate
 
+        x_source = (x_init * scale) / scale  # changed: defect 0, the round trip z_param / scale takes
         with torch.no_grad():
-            denoised, feats = forward(x_init, full)
-            next_ref = ddim_step(x_init, denoised.float(), sigma, sigma_next) * scale_next if keep is not None else None
+            denoised, feats = forward(x_source, full)
+            next_ref = (ddim_step(x_source, denoised.float(), sigma, sigma_next) * scale_next
+                        if keep is not None else None)
             handle_feats = feature_sampler(feats, grid_hw, dense_features)(handles[:, 0], handles[:, 1]).t()  # [N,C]
             del denoised, feats
 
@@ -82,7 +83,8 @@ def legacy_optimize_drag_latent(forward: DragForward, z: Tensor, sigma, sigma_ne
             handles_host = handles.cpu()  # the loop's one host sync: the early-stop check needs the handles
             if bool(all_reached(handles_host, targets_host, reach_threshold)):
                 break
-            loss = motion_supervision_loss(feats, grid_hw, handles, targets, r_m, reach_threshold, dense_features)
+            loss = motion_supervision_loss(feats, grid_hw, handles, targets, CurrentPatchPull(r_m, reach_threshold),
+                                           dense_features)  # changed: the pull as one object
             if keep is not None:
                 x_next = ddim_step(x, denoised.float(), sigma, sigma_next) * scale_next
                 loss = loss + lam * ((x_next - next_ref) * keep).abs().sum()

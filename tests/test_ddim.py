@@ -7,7 +7,7 @@ from core.backends.diffusers_unet import DiffusersUNetDenoiser
 from core.ddim import ddim_invert, ddim_sample
 from core.schedules import ddim_sigmas, ddim_timesteps, encoded_steps
 from tests.sigma_space import assert_close, to_sigma_space, to_vp
-from tools.tiny_models import scheduler_config, text_embedding
+from tests.support.tiny_models import scheduler_config, text_embedding
 
 
 @pytest.fixture

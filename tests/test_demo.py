@@ -4,8 +4,8 @@ import json
 import numpy as np
 import pytest
 
+from tests.support.tiny_models import CONTEXT_DIM, scheduler_config, tiny_unet, tiny_vae
 from tools.demo import main
-from tools.tiny_models import CONTEXT_DIM, scheduler_config, tiny_unet, tiny_vae
 
 FAST = ["--size", "32", "--steps", "10", "--mask-samples", "2"]
 FILES = ("input.png", "mask.png", "difference_map.png", "edited.png", "summary.json")
@@ -26,7 +26,6 @@ def check_outputs(out, model):
     assert set(summary["timings_s"]) >= {"load", "vae_encode", "mask", "invert", "decode", "vae_decode", "total"}
     assert 0.0 <= summary["mask_coverage"] <= 1.0
     assert summary["latent_change"]["outside_mask_mean_abs"] == 0.0
-    assert "core.diffedit.masked_ddim_decode" in summary["core_functions"]
     with Image.open(out / "mask.png") as mask:
         assert mask.size == (32, 32) and set(np.unique(np.asarray(mask)).tolist()) <= {0, 255}
     with Image.open(out / "edited.png") as edited:
@@ -34,10 +33,29 @@ def check_outputs(out, model):
     return summary
 
 
-def test_tiny_run_writes_everything_and_refuses_to_overwrite(tmp_path, capsys):
+def spy(monkeypatch, module, name):
+    """Record every call of ``module.name`` (the demos import the core's functions when they run)."""
+    calls, original = [], getattr(module, name)
+
+    def recording(*args, **kwargs):
+        calls.append(original(*args, **kwargs))
+        return calls[-1]
+
+    monkeypatch.setattr(module, name, recording)
+    return calls
+
+
+def test_tiny_run_writes_everything_and_refuses_to_overwrite(tmp_path, capsys, monkeypatch):
+    import core.diffedit
+
+    masks, decodes = spy(monkeypatch, core.diffedit, "diffedit_mask"), spy(monkeypatch, core.diffedit,
+                                                                         "masked_ddim_decode")
     out = tmp_path / "demo"
     assert main([*FAST, "--out", str(out)]) == 0
     summary = check_outputs(out, "tiny-random")
+    # the core's mask is the one written and measured
+    assert len(masks) == len(decodes) == 1
+    assert summary["mask_coverage"] == pytest.approx(float(masks[0].binary.mean()))
     assert "noise-like" in summary["note"]
     assert summary["input"] == "synthetic"
     assert "wrote" in capsys.readouterr().out

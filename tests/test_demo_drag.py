@@ -4,6 +4,7 @@ import math
 
 import pytest
 
+from tests.test_demo import spy
 from tools.demo_drag import main
 
 FAST = ["--size", "32", "--steps", "10", "--lora-steps", "2", "--drag-steps", "5"]
@@ -17,9 +18,14 @@ def finite(value) -> bool:
     return isinstance(value, (int, float)) and math.isfinite(value)
 
 
-def test_tiny_run_with_mask_writes_everything(tmp_path, capsys):
+def test_tiny_run_with_mask_writes_everything(tmp_path, capsys, monkeypatch):
     from PIL import Image
 
+    import core.drag
+    import core.masactrl
+
+    drags, denoises = spy(monkeypatch, core.drag, "optimize_drag_latent"), spy(monkeypatch, core.masactrl,
+                                                                              "masactrl_denoise")
     mask = Image.new("L", (32, 32), 0)
     mask.paste(255, (8, 4, 32, 28))  # right part editable, left strip kept
     mask.save(tmp_path / "mask.png")
@@ -56,8 +62,10 @@ def test_tiny_run_with_mask_writes_everything(tmp_path, capsys):
     assert moved["inside_mask_mean_abs"] > 2 * moved["outside_mask_mean_abs"] > 0, moved
     edited = summary["latent_change"]["edited_vs_reference"]
     assert edited["inside_mask_mean_abs"] > edited["outside_mask_mean_abs"], edited
-    assert "core.drag.optimize_drag_latent" in summary["core_functions"]
-    assert "core.masactrl.masactrl_denoise" in summary["core_functions"]
+    # the summary reports what the core computed
+    (result,) = drags
+    assert drag["steps_run"] == result.steps_run and len(denoises) == 1
+    assert drag["first_loss"] == result.losses[0] and drag["last_loss"] == result.losses[-1]
 
 
 @pytest.mark.parametrize("args, expected", [

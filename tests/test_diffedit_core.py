@@ -26,7 +26,7 @@ from core.ddim import batch_sigma, ddim_invert, ddim_sample, ddim_step
 from core.diffedit import diffedit_mask, mask_from_estimates, masked_ddim_decode, noised_denoise_estimates
 from core.schedules import ddim_sigmas
 from tests.sigma_space import TOL, assert_close, to_sigma_space, to_vp
-from tools.tiny_models import scheduler_config, text_embedding, tiny_vae
+from tests.support.tiny_models import scheduler_config, text_embedding, tiny_vae
 
 MASK_STRENGTH = 0.5
 CLAMP_RATIO = 3.0

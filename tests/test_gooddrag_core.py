@@ -4,9 +4,17 @@ import torch
 import torch.nn.functional as F
 
 from core.ddim import ddim_sample
-from core.drag import motion_supervision_loss
-from core.gooddrag import gooddrag
+from core.drag import DragProblem
+from core.gooddrag import AnchoredPull, gooddrag
+from core.motion import CurrentPatchPull, motion_supervision_loss
+from core.settings import GoodDragSettings
 from tests.test_drag_core import GRID, SyntheticBackend, _smooth_latent
+
+
+def run_gooddrag(model, z, sigmas, handles, targets, callback=None, **settings):
+    """gooddrag with its settings given by name."""
+    problem = DragProblem(handles=handles, targets=targets, grid_hw=GRID)
+    return gooddrag(model, z, sigmas, problem, GoodDragSettings(**settings), callback=callback)
 
 
 def official_style_loss(f1_map, f0_map, handles, handles_init, targets, r, beta):
@@ -42,12 +50,11 @@ def test_information_preserving_loss_matches_the_official_formula(beta):
     rows = (handles_init[:, :1] + torch.arange(-r, r + 1).repeat_interleave(2 * r + 1))
     cols = (handles_init[:, 1:] + torch.arange(-r, r + 1).repeat(2 * r + 1))
     anchor = up(original)[0][:, rows, cols]  # [C,N,P]: the original handles' patch in the original map
-    ours = motion_supervision_loss(feats, GRID, handles, targets, r, anchor=anchor, step_bound=beta,
-                                   patch_weight=(2 * r) ** 2)
+    ours = motion_supervision_loss(feats, GRID, handles, targets, AnchoredPull(anchor, r, beta))
     expected = official_style_loss(up(feats), up(original), handles, handles_init, targets, r, beta)
     assert ours.item() == pytest.approx(expected.item(), rel=1e-5)
     # the anchor is what makes it GoodDrag's: DragDiffusion's current-patch anchor gives another number
-    plain = motion_supervision_loss(feats, GRID, handles, targets, r, step_bound=beta, patch_weight=(2 * r) ** 2)
+    plain = motion_supervision_loss(feats, GRID, handles, targets, CurrentPatchPull(r))
     assert abs(plain.item() - ours.item()) > 1e-3
 
 
@@ -70,16 +77,16 @@ def test_alternation_drags_denoises_and_carries_the_source_along():
     sigmas = torch.tensor([3.09, 2.87, 2.5, 2.1, 1.7, 1.3, 0.9])
     handles, targets = torch.tensor([[12, 10], [20, 14]]), torch.tensor([[12, 19], [20, 22]])
     steps, updates = [], []
-    result = gooddrag(model, z, sigmas, handles, targets, grid_hw=GRID, drag_end_step=4, drags_per_step=3,
-                      max_drags_per_track=2, r_m=2, r_p=4, lr=0.05,
-                      callback=lambda step, update, loss, h: (steps.append(step), updates.append(h.clone())))
-    assert result.level == len(result.handles_per_step) <= 4 and result.updates == len(updates) > 0
-    assert steps == sorted(steps) and set(steps) == set(range(result.level))
+    result = run_gooddrag(model, z, sigmas, handles, targets, drag_end_step=4, tracks_per_step=3,
+                          max_updates_per_track=2, motion_radius=2, track_radius=4, learning_rate=0.05,
+                          callback=lambda p: (steps.append(p.step), updates.append(p.handles.clone())))
+    assert result.steps == len(result.handles_per_step) <= 4 and result.updates == len(updates) > 0
+    assert steps == sorted(steps) and set(steps) == set(range(result.steps))
     start = (targets - handles).double().norm(dim=1).mean()
     end = (targets - result.handles).double().norm(dim=1).mean()
     assert end < start, (start, end, result.handles.tolist())
     # the source branch is plain DDIM from z, untouched by the drag
-    expected_source = ddim_sample(lambda x, s: model.denoise(x, s), z, sigmas[:result.level + 1])
+    expected_source = ddim_sample(lambda x, s: model.denoise(x, s), z, sigmas[:result.steps + 1])
     torch.testing.assert_close(result.source, expected_source, rtol=1e-5, atol=1e-5)
     assert not torch.allclose(result.latent, result.source)
     assert result.latent.shape == z.shape and torch.isfinite(result.latent).all()
@@ -87,16 +94,24 @@ def test_alternation_drags_denoises_and_carries_the_source_along():
 
 def test_arrival_stops_the_alternation_and_a_border_handle_keeps_a_full_patch():
     """Deviation from the official slicing: a handle on the grid border reads a clamped full-size patch (the
-    official code would slice a smaller, shifted one); the run neither fails nor loses the pair."""
+    official code would slice a smaller, shifted one); the run neither fails nor loses the pair.  The first update's
+    loss is the official formula on the upsampled map padded by replicating its border (the edit equals the source
+    there, so the mask term is exactly zero)."""
     model = SyntheticDragModel()
     z = _smooth_latent(1)
     sigmas = torch.tensor([3.09, 2.87, 2.5, 2.1])
-    border = torch.tensor([[0, 5]])
-    result = gooddrag(model, z, sigmas, border, torch.tensor([[0, 12]]), grid_hw=GRID, drag_end_step=2,
-                      drags_per_step=2, max_drags_per_track=2, r_m=4, r_p=4, lr=0.05)
+    border, target, r, beta = torch.tensor([[0, 5]]), torch.tensor([[0, 12]]), 4, 4.0
+    losses = []
+    result = run_gooddrag(model, z, sigmas, border, target, drag_end_step=2, tracks_per_step=2,
+                          max_updates_per_track=2, motion_radius=r, track_radius=4, learning_rate=0.05,
+                          step_bound=beta, callback=lambda p: losses.append(float(p.loss)))
     assert result.updates > 0 and torch.isfinite(result.latent).all()
-    arrived = gooddrag(model, z, sigmas, torch.tensor([[12, 10]]), torch.tensor([[12, 11]]), grid_hw=GRID)
-    assert arrived.arrived and arrived.updates == 0 and arrived.level == 1  # its first step still denoises
+    up = F.interpolate(model.backend(z)[1], size=GRID, mode="bilinear", align_corners=False)
+    padded = F.pad(up, (r, r, r, r), mode="replicate")
+    expected = official_style_loss(padded, padded, border + r, border + r, target + r, r, beta)
+    assert losses[0] == pytest.approx(expected.item(), rel=1e-5)
+    arrived = run_gooddrag(model, z, sigmas, torch.tensor([[12, 10]]), torch.tensor([[12, 11]]))
+    assert arrived.arrived and arrived.updates == 0 and arrived.steps == 1  # its first step still denoises
     assert torch.equal(arrived.latent, ddim_sample(lambda x, s: model.denoise(x, s), z, sigmas[:2]))
 
 
@@ -108,9 +123,10 @@ def test_a_float64_run_stays_in_float64():
     z = _smooth_latent(2)
     sigmas = torch.tensor([3.09, 2.87, 2.5])
     handles, targets = torch.tensor([[12, 10]]), torch.tensor([[12, 19]])
-    settings = dict(grid_hw=GRID, drag_end_step=2, drags_per_step=2, max_drags_per_track=1, r_m=2, r_p=4, lr=0.05)
-    result = gooddrag(double, z.double(), sigmas, handles, targets, **settings)
+    settings = dict(drag_end_step=2, tracks_per_step=2, max_updates_per_track=1, motion_radius=2, track_radius=4,
+                    learning_rate=0.05)
+    result = run_gooddrag(double, z.double(), sigmas, handles, targets, **settings)
     assert result.latent.dtype == result.source.dtype == torch.float64 and result.updates == 4
-    reference = gooddrag(single, z, sigmas, handles, targets, **settings)
+    reference = run_gooddrag(single, z, sigmas, handles, targets, **settings)
     assert torch.equal(result.handles, reference.handles)
     torch.testing.assert_close(result.latent.float(), reference.latent, rtol=0, atol=1e-4)

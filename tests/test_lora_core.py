@@ -12,7 +12,7 @@ from peft.tuners.lora import LoraLayer
 
 from core.backends.diffusers_unet import DiffusersUNetDenoiser
 from core.lora import diffusion_loss, inject_lora, kohya_state_dict, train_identity_lora
-from tools.tiny_models import scheduler_config, text_embedding, tiny_unet
+from tests.support.tiny_models import scheduler_config, text_embedding, tiny_unet
 
 SHAPE = (1, 4, 16, 16)
 TARGETS = ("to_q", "to_k", "to_v", "to_out.0")

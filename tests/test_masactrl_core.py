@@ -14,7 +14,7 @@ from core.backends.diffusers_unet import (
 from core.ddim import ddim_sample
 from core.masactrl import ReferenceRecording, SelfAttentionReference, default_start_layer, masactrl_denoise
 from core.schedules import ddim_sigmas
-from tools.tiny_models import scheduler_config, text_embedding, tiny_unet
+from tests.support.tiny_models import scheduler_config, text_embedding, tiny_unet
 
 STEPS, STRENGTH = 10, 0.7
 

@@ -4,7 +4,7 @@ import torch
 
 from core.backends.shared_weights import autograd_view
 from core.lora import inject_lora
-from tools.tiny_models import text_embedding, tiny_unet
+from tests.support.tiny_models import text_embedding, tiny_unet
 
 
 @pytest.fixture()

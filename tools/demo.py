@@ -7,7 +7,7 @@ Usage::
                          [--mask-samples 10] [--mask-noise 0.5] [--clamp-ratio 3.0]
                          [--threshold 0.5] [--seed 0] [--size N] [--reconstruct]
 
-Without ``--model`` it runs the embedded tiny random models (``tools.tiny_models``) on a
+Without ``--model`` it runs the embedded tiny random models (``tests.support.tiny_models``) on a
 synthetic image: that proves the pipeline end to end, but with random weights the pictures
 are noise.  ``--model`` takes a local diffusers-format Stable Diffusion folder
 (model_index.json, unet/, vae/, text_encoder/, tokenizer/, scheduler/).
@@ -28,12 +28,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from core.settings import DIFFEDIT
+
 SINGLE_FILE_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".pth", ".bin")
 REQUIRED_FILES = ("model_index.json", "unet/config.json", "vae/config.json", "text_encoder/config.json",
                   "tokenizer", "scheduler/scheduler_config.json")
 OUTPUT_FILES = ("input.png", "mask.png", "difference_map.png", "edited.png", "reconstruction.png", "summary.json")
-CORE_FUNCTIONS = ["core.schedules.ddim_sigmas", "core.diffedit.diffedit_mask", "core.ddim.ddim_invert",
-                  "core.diffedit.masked_ddim_decode", "core.backends.diffusers_unet.DiffusersUNetDenoiser"]
 
 
 class BadInput(Exception):
@@ -48,14 +48,15 @@ def parse_args(argv):
     p.add_argument("--reference", default="a red ball on a gradient", help="text of the input image (may be empty)")
     p.add_argument("--out", default="demo_output", help="output folder (default: ./demo_output)")
     p.add_argument("--overwrite", action="store_true", help="replace the demo's files in a non-empty --out")
-    p.add_argument("--steps", type=int, default=50)
-    p.add_argument("--strength", type=float, default=0.8, help="encoding ratio r of the DDIM schedule")
-    p.add_argument("--cfg", type=float, default=7.5)
-    p.add_argument("--mask-samples", type=int, default=10)
-    p.add_argument("--mask-noise", type=float, default=0.5)
-    p.add_argument("--clamp-ratio", type=float, default=3.0)
-    p.add_argument("--threshold", type=float, default=0.5)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--steps", type=int, default=DIFFEDIT.inversion.steps)
+    p.add_argument("--strength", type=float, default=DIFFEDIT.inversion.strength,
+                   help="encoding ratio r of the DDIM schedule")
+    p.add_argument("--cfg", type=float, default=DIFFEDIT.decode_cfg)
+    p.add_argument("--mask-samples", type=int, default=DIFFEDIT.mask.samples)
+    p.add_argument("--mask-noise", type=float, default=DIFFEDIT.mask.noise_strength)
+    p.add_argument("--clamp-ratio", type=float, default=DIFFEDIT.mask.clamp_ratio)
+    p.add_argument("--threshold", type=float, default=DIFFEDIT.mask.threshold)
+    p.add_argument("--seed", type=int, default=DIFFEDIT.mask.seed)
     p.add_argument("--size", type=int, help="longer image side (default: 512 with --model, 64 for the tiny model)")
     p.add_argument("--reconstruct", action="store_true", help="also decode the inversion without edits")
     return p.parse_args(argv)
@@ -144,7 +145,7 @@ class Progress:
 def load_models(args, device):
     """``(unet, vae, scheduler_config, encode_text, dtype)`` for --model or the tiny random model."""
     if args.model is None:
-        from tools.tiny_models import scheduler_config, text_embedding, tiny_unet, tiny_vae
+        from tests.support.tiny_models import scheduler_config, text_embedding, tiny_unet, tiny_vae
         with torch.random.fork_rng(devices=[]):  # tiny_vae() takes its weights from the global RNG
             torch.manual_seed(0)
             vae = tiny_vae()
@@ -183,7 +184,7 @@ def input_image(args, size: int):
         background = torch.stack([0.2 + 0.3 * xx, 0.4 + 0.4 * yy, 0.8 - 0.3 * xx])
         disc = (((xx - 0.55) ** 2 + (yy - 0.45) ** 2) < 0.28 ** 2).float()
         colour = torch.tensor([0.95, 0.45, 0.1]).reshape(3, 1, 1)
-        return to_pil(disc * colour + (1 - disc) * background)
+        return chw_to_pil(disc * colour + (1 - disc) * background)
     try:
         image = Image.open(args.image).convert("RGB")
     except Exception as error:  # PIL raises several types for unreadable files
@@ -193,7 +194,7 @@ def input_image(args, size: int):
     return image.resize((width, height), Image.LANCZOS)
 
 
-def to_pil(chw: torch.Tensor):
+def chw_to_pil(chw: torch.Tensor):
     """``[C, H, W]`` in [0, 1] (C = 1 or 3) to a PIL image."""
     from PIL import Image
 
@@ -252,9 +253,9 @@ def run(args) -> dict:
     def decode(z):
         return vae.decode(z / scaling).sample.float().add(1).div(2)[0]
 
-    images = {"edited.png": to_pil(decode(edited))}
+    images = {"edited.png": chw_to_pil(decode(edited))}
     if reconstruction is not None:
-        images["reconstruction.png"] = to_pil(decode(reconstruction))
+        images["reconstruction.png"] = chw_to_pil(decode(reconstruction))
     lap("vae_decode")
 
     factor = image.size[1] // latent.shape[-2]  # latent to pixel scale: 8 for SD, 1 for the tiny VAE
@@ -262,8 +263,8 @@ def run(args) -> dict:
     def upsample(m):
         return m.repeat_interleave(factor, -2).repeat_interleave(factor, -1)
 
-    images |= {"input.png": image, "mask.png": to_pil(upsample(mask.binary)),
-               "difference_map.png": to_pil(upsample(mask.soft))}
+    images |= {"input.png": image, "mask.png": chw_to_pil(upsample(mask.binary)),
+               "difference_map.png": chw_to_pil(upsample(mask.soft))}
     change = (edited - latent).abs().mean(dim=1)[0]  # [h, w]
     inside = binary[0, 0] > 0
     images = {name: images[name] for name in OUTPUT_FILES if name in images}
@@ -294,7 +295,6 @@ def run(args) -> dict:
         },
         "reconstruction_latent_mean_abs_error":
             None if reconstruction is None else float((reconstruction - latent).abs().mean()),
-        "core_functions": CORE_FUNCTIONS,
         "files": {name: str((out / name).resolve()) for name in [*images, "summary.json"]},
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")

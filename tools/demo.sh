@@ -7,7 +7,7 @@
 #   bash tools/demo.sh --option ...      DiffEdit with those options (as before)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PY="$(bash tools/setup_env.sh | tail -n 1)"
+PY="$(bash dev/setup_env.sh | tail -n 1)"
 case "${1:-}" in
   "")
     "$PY" -m tools.demo --out demo_output/diffedit --overwrite

@@ -37,6 +37,7 @@ import copy
 import json
 import math
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -44,17 +45,11 @@ import torch
 
 from core.points import parse_drag_points
 from core.preview import drag_preview_image
-from tools.demo import BadInput, Progress, StageClock, check_paths, input_image, load_models, to_pil
+from core.settings import DRAGDIFFUSION
+from tools.demo import BadInput, Progress, StageClock, check_paths, chw_to_pil, input_image, load_models
 
 ROOT = Path(__file__).resolve().parents[1]
 OUTPUT_FILES = ("input.png", "drag_points.png", "edited.png", "reference.png", "summary.json")
-CORE_FUNCTIONS = ["core.schedules.ddim_sigmas", "core.lora.inject_lora", "core.lora.train_identity_lora",
-                  "core.ddim.ddim_invert", "core.drag.supervision_grid_hw", "core.drag.image_points_to_grid",
-                  "core.drag.optimize_drag_latent", "core.drag.grid_points_to_image", "core.drag.mask_to_latent",
-                  "core.masactrl.default_start_layer", "core.masactrl.masactrl_denoise",
-                  "core.backends.diffusers_unet.DiffusersUNetDenoiser",
-                  "core.backends.diffusers_unet.feature_denoiser",
-                  "core.backends.diffusers_unet.reference_attention"]
 TINY_LORA_STEPS = 10  # keeps the tiny default quick; real models get the reference's 80
 
 
@@ -68,16 +63,17 @@ def parse_args(argv):
     p.add_argument("--mask", help="editable-region picture, white = editable (default: everything editable)")
     p.add_argument("--out", default="demo_drag_output", help="output folder (default: ./demo_drag_output)")
     p.add_argument("--overwrite", action="store_true", help="replace the demo's files in a non-empty --out")
-    p.add_argument("--steps", type=int, default=50)
-    p.add_argument("--strength", type=float, default=0.7, help="inversion strength (DragDiffusion: 0.7)")
+    p.add_argument("--steps", type=int, default=DRAGDIFFUSION.inversion.steps)
+    p.add_argument("--strength", type=float, default=DRAGDIFFUSION.inversion.strength,
+                   help="inversion strength (DragDiffusion: 0.7)")
     p.add_argument("--lora-steps", type=int,
                    help=f"identity LoRA steps, 0 to skip (default: 80 with --model, {TINY_LORA_STEPS} for the tiny "
                         "model)")
-    p.add_argument("--lora-rank", type=int, default=16)
-    p.add_argument("--drag-steps", type=int, default=80)
-    p.add_argument("--lr", type=float, default=0.01)
-    p.add_argument("--lam", type=float, default=0.1, help="weight of the mask term")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--lora-rank", type=int, default=DRAGDIFFUSION.lora.rank)
+    p.add_argument("--drag-steps", type=int, default=DRAGDIFFUSION.drag.steps)
+    p.add_argument("--lr", type=float, default=DRAGDIFFUSION.drag.learning_rate)
+    p.add_argument("--lam", type=float, default=DRAGDIFFUSION.drag.mask_weight, help="weight of the mask term")
+    p.add_argument("--seed", type=int, default=DRAGDIFFUSION.lora.training_seed)
     p.add_argument("--size", type=int, help="longer image side (default: 512 with --model, 64 for the tiny model)")
     return p.parse_args(argv)
 
@@ -150,21 +146,17 @@ def run(args) -> dict:
         self_attention_layers,
     )
     from core.ddim import ddim_invert
-    from core.drag import (
-        at_sigma,
-        grid_points_to_image,
-        image_points_to_grid,
-        mask_to_latent,
-        optimize_drag_latent,
-        supervision_grid_hw,
-    )
+    from core.drag import DragProblem, optimize_drag_latent
+    from core.drag_model import at_sigma
+    from core.grids import grid_points_to_image, image_points_to_grid, mask_to_latent_nearest, supervision_grid_hw
     from core.lora import inject_lora, train_identity_lora
     from core.masactrl import SelfAttentionReference, default_start_layer, masactrl_denoise
     from core.schedules import ddim_sigmas, encoded_steps
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     size = args.size or (64 if args.model is None else 512)
-    lora_steps = args.lora_steps if args.lora_steps is not None else (TINY_LORA_STEPS if args.model is None else 80)
+    lora_steps = args.lora_steps if args.lora_steps is not None else (
+        TINY_LORA_STEPS if args.model is None else DRAGDIFFUSION.lora.steps)
     stages = StageClock(device)
     timings, lap = stages.timings, stages.lap
 
@@ -214,17 +206,19 @@ def run(args) -> dict:
     handles = image_points_to_grid(handles_xy, image_hw, grid_hw)
     targets = image_points_to_grid(targets_xy, image_hw, grid_hw)
     latent_hw = tuple(latent.shape[-2:])
-    mask_latent = None if mask is None else mask_to_latent(mask, grid_hw, latent_hw)[0, 0].to(device)
+    mask_latent = None if mask is None else mask_to_latent_nearest(mask, grid_hw, latent_hw)[0, 0].to(device)
     sigma, sigma_next = float(sigmas[0]), float(sigmas[1])
 
-    def drag_report(step, loss, current):
-        if (step + 1) % max(1, args.drag_steps // 4) == 0:
-            print(f"  drag: step {step + 1}/{args.drag_steps} loss {loss:.4f}", file=sys.stderr, flush=True)
+    def drag_report(progress):
+        if progress.update % max(1, args.drag_steps // 4) == 0:
+            print(f"  drag: step {progress.update}/{args.drag_steps} loss {float(progress.loss):.4f}",
+                  file=sys.stderr, flush=True)
 
+    settings = replace(DRAGDIFFUSION.drag, steps=args.drag_steps, learning_rate=args.lr, mask_weight=args.lam)
+    problem = DragProblem(handles=handles, targets=targets, grid_hw=grid_hw, mask_latent=mask_latent)
     with feature_denoiser(backend, cond) as forward:
-        result = optimize_drag_latent(at_sigma(forward, sigma), z, sigma, sigma_next, handles,
-                                      targets, grid_hw=grid_hw, mask_latent=mask_latent, steps=args.drag_steps,
-                                      lr=args.lr, lam=args.lam, callback=drag_report)
+        result = optimize_drag_latent(at_sigma(forward, sigma), z, sigma, sigma_next, problem, settings,
+                                      callback=drag_report)
     lap("drag")
 
     layers = self_attention_layers(backend.unet)
@@ -240,8 +234,8 @@ def run(args) -> dict:
 
     image_chw = torch.from_numpy(np.asarray(image).copy()).permute(2, 0, 1).float() / 255
     preview = drag_preview_image(image_chw.permute(1, 2, 0), handles_xy, targets_xy)
-    images = {"input.png": image, "drag_points.png": preview, "edited.png": to_pil(decode(edited)),
-              "reference.png": to_pil(decode(reference))}
+    images = {"input.png": image, "drag_points.png": preview, "edited.png": chw_to_pil(decode(edited)),
+              "reference.png": chw_to_pil(decode(reference))}
     lap("vae_decode")
 
     out = Path(args.out)
@@ -281,7 +275,6 @@ def run(args) -> dict:
         "masactrl": {"start_layer": start, "controlled_layers": len(layers) - start},
         "latent_change": {"drag_vs_inverted": _change(result.latent, z, inside),
                           "edited_vs_reference": _change(edited, reference, inside)},
-        "core_functions": CORE_FUNCTIONS,
         "files": {name: str((out / name).resolve()) for name in OUTPUT_FILES},
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")

@@ -10,8 +10,7 @@ from typing import Optional
 import torch
 
 from ..ddim import Denoiser
-from ..drag import ForwardTruncated
-from ..drag_model import guided_forward
+from ..drag_model import ForwardTruncated, guided_forward
 from ..guidance import classifier_free_guidance
 from ..schedules import sigmas_from_alphas_cumprod
 
@@ -163,12 +162,6 @@ class DiffusersDragModel:
 
     def features(self, x: torch.Tensor, sigma: torch.Tensor, full: bool = True):
         return guided_forward(self._denoise, self, self.cfg, x, sigma, full)
-
-    def self_attention_layers(self):
-        return self_attention_layers(self.unet)
-
-    def reference_attention(self, control):
-        return reference_attention(self.unet, control)
 
 
 @contextlib.contextmanager

@@ -4,16 +4,14 @@ They build tiny models from ComfyUI's own model classes (no weights exist
 offline) and run the nodes in-process under ``torch.inference_mode()``, as
 ComfyUI's executor does.
 """
-import asyncio
 import os
 import sys
-import tempfile
 from pathlib import Path
 
 import pytest
 
-PACK_ROOT = Path(__file__).resolve().parents[2]
-PACK_NAME = "comfyui-drag-diffedit"
+from tests.support import comfy_host
+
 COMFYUI_PATH = os.environ.get("COMFYUI_PATH")
 
 
@@ -30,34 +28,12 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture(scope="session")
 def comfy():
     """Import ComfyUI on the CPU and load this pack as a custom node; returns ComfyUI's ``nodes`` module."""
-    sys.path.insert(0, COMFYUI_PATH)
-    from comfy.cli_args import args
-
-    args.cpu = True  # before comfy.model_management is imported
-    base = Path(tempfile.mkdtemp(prefix="comfy-host-"))
-    import folder_paths
-
-    folder_paths.set_output_directory(str(base / "output"))
-    folder_paths.set_temp_directory(str(base / "temp"))
-    folder_paths.set_input_directory(str(base / "input"))
-    folder_paths.add_model_folder_path("loras", str(base / "models" / "loras"), is_default=True)
-    for sub in ("output", "temp", "input", "models/loras", "custom_nodes"):
-        (base / sub).mkdir(parents=True, exist_ok=True)
-
-    import nodes
-
-    asyncio.run(nodes.init_extra_nodes(init_custom_nodes=False, init_api_nodes=False))
-    link = base / "custom_nodes" / PACK_NAME
-    link.symlink_to(PACK_ROOT, target_is_directory=True)
-    loaded = asyncio.run(nodes.load_custom_node(str(link)))
-    assert loaded, "ComfyUI failed to import the pack (see the log above)"
-    nodes.HOST_BASE_DIR = base
-    return nodes
+    return comfy_host.start(COMFYUI_PATH)
 
 
 @pytest.fixture(scope="session")
 def tiny(comfy):
-    from tools import comfy_models
+    from tests.support import comfy_models
 
     return comfy_models
 
@@ -70,7 +46,7 @@ def no_model_calls(comfy, monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("the model was called before the input was checked")
 
-    monkeypatch.setattr(pack_module("core.backends.comfy"), "run_guided", refuse)
+    monkeypatch.setattr(pack_module("nodes.backend"), "run_guided", refuse)
     return comfy.NODE_CLASS_MAPPINGS
 
 

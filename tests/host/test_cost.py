@@ -132,7 +132,7 @@ def test_the_recording_is_not_reused_for_another_image_model_or_step_count(comfy
 
 
 def test_the_drag_backpropagates_through_the_loaded_weights_without_copying_them(comfy, tiny, monkeypatch):
-    private = pack_module("core.backends.comfy_unet").PrivateUNet
+    private = pack_module("nodes.unet_hooks").PrivateUNet
     views = []
     materialize = private.materialize
 

@@ -4,7 +4,7 @@ import json
 import pytest
 import torch
 
-from .pack import hand_made_trajectory
+from .pack import hand_made_trajectory, run_node
 
 GOOD = json.dumps([{"handle": [10, 10], "target": [20, 20]}])
 
@@ -13,9 +13,8 @@ def drag(nodes, tiny, points=GOOD, picture=None, mask=None, latent=None, model=N
     model = model or tiny.make_model("sd1")
     trajectory = trajectory or hand_made_trajectory(model)
     picture = torch.rand(1, 128, 128, 3) if picture is None else picture
-    return nodes["DragEdit_DragLatentOptimize"].execute(
-        model, tiny.conditioning(), trajectory, picture, points, 5, 0.01, 0.1, cfg, -1, 1, 3,
-        mask=mask, latent=latent)
+    return run_node(nodes["DragEdit_DragLatentOptimize"], model, tiny.conditioning(), trajectory, picture, points, 5,
+                    0.01, 0.1, cfg, -1, 1, 3, mask=mask, latent=latent)
 
 
 @pytest.mark.parametrize("points, message", [
@@ -70,8 +69,8 @@ def test_out_of_range_layer_block_and_step(tiny, no_model_calls):
     with pytest.raises(ValueError, match="start_step 2 is past the 2 denoising steps"):
         masactrl.execute(model, tiny.conditioning(), trajectory, latent, 2, -1, 1.0)
     with pytest.raises(ValueError, match="feature_block 9 is out of range"):
-        no_model_calls["DragEdit_DragLatentOptimize"].execute(
-            model, tiny.conditioning(), trajectory, torch.rand(1, 128, 128, 3), GOOD, 5, 0.01, 0.1, 1.0, 9, 1, 3)
+        run_node(no_model_calls["DragEdit_DragLatentOptimize"], model, tiny.conditioning(), trajectory,
+                 torch.rand(1, 128, 128, 3), GOOD, 5, 0.01, 0.1, 1.0, 9, 1, 3)
 
 
 def test_loadimage_empty_mask_is_no_mask(tiny, no_model_calls):
@@ -87,18 +86,20 @@ def test_linked_cfg_below_one_is_refused_before_the_model(tiny, no_model_calls):
 
 
 def test_the_node_resamples_the_mask_as_the_reference_and_the_demo(tiny):
-    """One mask_to_latent (core.drag): nearest to the supervision grid, then to the latent; soft edges become 1."""
-    import tools.comfy_models as tiny
+    """The drag's mask resampling (core.grids.mask_to_latent_nearest): nearest to the supervision grid, then to
+    the latent; soft edges become 1."""
+    import tests.support.comfy_models as tiny
 
     from .pack import pack_module
 
-    drag_node, core_drag = pack_module("nodes.drag"), pack_module("core.drag")
+    drag_setup, grids = pack_module("nodes.drag_setup"), pack_module("core.grids")
     model = tiny.make_model("sd1")
     mask = torch.zeros(1, 128, 128)
     mask[0, 13:70, 21:99] = 0.25  # soft, and not on the 8 px latent grid
-    *_, mask_latent = drag_node.check_drag_inputs(model, hand_made_trajectory(model), torch.rand(1, 128, 128, 3),
-                                                  GOOD, None, mask)
-    expected = core_drag.mask_to_latent(mask[0], (64, 64), (16, 16))[0, 0]
+    setup = drag_setup.prepare_drag(model, tiny.conditioning(), hand_made_trajectory(model),
+                                    torch.rand(1, 128, 128, 3), GOOD, 1.0, -1, mask=mask)
+    mask_latent = setup.mask_latent
+    expected = grids.mask_to_latent_nearest(mask[0], (64, 64), (16, 16))[0, 0]
     assert torch.equal(mask_latent, expected) and set(mask_latent.unique().tolist()) == {0.0, 1.0}
     area = torch.nn.functional.avg_pool2d(mask[None], 8)[0, 0]
     assert not torch.equal(mask_latent, area)

@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 
-from .pack import pack_module
+from .pack import pack_module, run_node
 
 IMAGE_PX = 128  # tiny latents are 16x16
 POINTS = json.dumps([{"handle": [40, 44], "target": [64, 60]}, {"handle": [100, 96], "target": [90, 80]}])
@@ -26,8 +26,8 @@ def invert(comfy, model, latent, steps=10, strength=0.7):
 def drag(comfy, model, cond, trajectory, picture, points=POINTS, steps=6, **kwargs):
     options = dict(learning_rate=0.05, mask_weight=0.1, cfg=1.0, feature_block=-1, motion_radius=1, track_radius=3)
     options.update(kwargs)
-    return node(comfy, "DragEdit_DragLatentOptimize").execute(
-        model, cond, trajectory, picture, points, steps, **options).args
+    return run_node(node(comfy, "DragEdit_DragLatentOptimize"), model, cond, trajectory, picture, points, steps,
+                    **options).args
 
 
 def masactrl(comfy, model, cond, trajectory, latent, start_step=0, start_layer=-1, cfg=1.0, negative=None):
@@ -61,7 +61,7 @@ def test_drag_pipeline_under_inference_mode(comfy, tiny, kind):
 
 def plain_ddim(model, cond, trajectory, cfg=1.0, negative=None):
     """Plain DDIM from the trajectory's top, through the same ComfyUI machinery, no attention control."""
-    backend, ddim = pack_module("core.backends.comfy"), pack_module("core.ddim")
+    backend, ddim = pack_module("nodes.backend"), pack_module("core.ddim")
     sigmas = trajectory.sampling_sigmas()
     out, _ = backend.run_guided(model, cond, negative, cfg, trajectory.latents[-1], sigmas,
                                 lambda denoise, x: (ddim.ddim_sample(denoise, x, sigmas), None))
@@ -86,7 +86,7 @@ def test_masactrl_with_the_source_latent_is_plain_ddim(comfy, tiny, kind, cfg):
 def test_layer_mapping_on_full_sd15_and_sdxl_structures(comfy):
     """Default MasaCtrl layers and drag feature block on UNets with the real block structure (narrow widths)."""
     from comfy.ldm.modules.diffusionmodules.openaimodel import UNetModel
-    unet_tools = pack_module("core.backends.comfy_unet")
+    unet_tools = pack_module("nodes.unet_hooks")
     masactrl_core = pack_module("core.masactrl")
     common = dict(image_size=32, in_channels=4, out_channels=4, model_channels=32, num_head_channels=8, context_dim=8,
                   use_spatial_transformer=True, use_linear_in_transformer=True, legacy=False)
@@ -156,19 +156,19 @@ def test_masactrl_denoises_from_the_level_the_latent_carries(comfy, tiny):
         k = 3
         edited = trajectory.latents[-1 - k] + 0.05 * torch.randn(trajectory.latent_shape,
                                                                   generator=torch.Generator().manual_seed(1))
-        at_level = masactrl(comfy, model, cond, trajectory, {"samples": edited, **trajectory.level(k)})
+        at_level = masactrl(comfy, model, cond, trajectory, {"samples": edited, **trajectory.at_step(k)})
         shorter = dataclasses.replace(trajectory, latents=trajectory.latents[:-k], sigmas=trajectory.sigmas[:-k])
         expected = masactrl(comfy, model, cond, shorter, {"samples": edited})
         from_top = masactrl(comfy, model, cond, trajectory, {"samples": edited})
     assert torch.equal(at_level["samples"], expected["samples"])
     assert not torch.equal(from_top["samples"], expected["samples"])
-    assert "drag_edit_level" not in at_level, "the denoised latent is at the end of the schedule"
+    assert "drag_edit_step" not in at_level, "the denoised latent is at the end of the schedule"
 
     for level, message in (({"step": 7, "sigma": 0.0}, "sits at denoising step 7"),
                            ({"step": 2, "sigma": 3.5}, "noise level 3.5.*not a level of this trajectory"),
                            ({"step": "x"}, "must be \\{'step': int, 'sigma': float\\}")):
         with pytest.raises(ValueError, match=message), torch.inference_mode():
-            masactrl(comfy, model, cond, trajectory, {"samples": edited, "drag_edit_level": level})
+            masactrl(comfy, model, cond, trajectory, {"samples": edited, "drag_edit_step": level})
 
 
 def test_the_drag_writes_its_level_and_refuses_a_latent_from_another_level(comfy, tiny):
@@ -176,7 +176,7 @@ def test_the_drag_writes_its_level_and_refuses_a_latent_from_another_level(comfy
     with torch.inference_mode():
         _, trajectory = invert(comfy, model, tiny.latent(), steps=10, strength=0.7)
         dragged, _ = drag(comfy, model, cond, trajectory, image(), steps=1)
-        assert dragged["drag_edit_level"] == trajectory.level(0)["drag_edit_level"]
-        lower = {"samples": trajectory.latents[-3], **trajectory.level(2)}
+        assert dragged["drag_edit_step"] == trajectory.at_step(0)["drag_edit_step"]
+        lower = {"samples": trajectory.latents[-3], **trajectory.at_step(2)}
         with pytest.raises(ValueError, match="sits at denoising step 2 of the trajectory; DragDiffusion drags at"):
             drag(comfy, model, cond, trajectory, image(), latent=lower)

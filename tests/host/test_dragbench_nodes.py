@@ -64,7 +64,7 @@ def test_bad_sample_paths_are_refused_at_queue_time(comfy, sample, message):
 def test_mean_distance_node_on_a_tiny_model(comfy, tiny):
     """An unchanged image: every handle is found where it was, so with targets on the handles the distance is 0,
     and with targets 10 px away it is 10."""
-    from .fakes import FakeVAE
+    from tests.support.fakes import FakeVAE
 
     model, cond = tiny.make_model("sd1"), tiny.conditioning()
     picture = torch.rand(1, 128, 128, 3, generator=torch.Generator().manual_seed(3))

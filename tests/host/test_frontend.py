@@ -23,7 +23,7 @@ IMAGE_SIZE = (512, 384)
 def write_picture(path):
     """A small synthetic landscape (512x384), so the editor has something real-looking to show.
 
-    Also the picture of docs/images/drag_point_editor.png (see tools/screenshot_point_editor.mjs).
+    Also the picture of docs/images/drag_point_editor.png (see dev/screenshot_point_editor.mjs).
     """
     import random
 

@@ -26,7 +26,7 @@ def lora_modules(model) -> list[str]:
 
 def denoised(model, cond, latent, sigma=2.0):
     """One denoiser call through ComfyUI's guider (patches applied as when sampling)."""
-    backend = pack_module("core.backends.comfy")
+    backend = pack_module("nodes.backend")
     with torch.inference_mode():
         out, _ = backend.run_guided(model, cond, None, 1.0, latent["samples"], torch.tensor([sigma]),
                                     lambda denoise, x: (denoise(x, torch.tensor([sigma])), None))
@@ -117,7 +117,7 @@ def no_training(comfy, monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("training started before the input was checked")
 
-    monkeypatch.setattr(pack_module("core.backends.comfy"), "run_guided", refuse)
+    monkeypatch.setattr(pack_module("nodes.backend"), "run_guided", refuse)
     return comfy
 
 
@@ -163,7 +163,7 @@ def test_requeue_loads_the_identical_training_and_refuses_another(comfy, tiny, m
     def refuse(*args, **kwargs):
         raise AssertionError("trained again")
 
-    monkeypatch.setattr(pack_module("core.backends.comfy"), "run_guided", refuse)
+    monkeypatch.setattr(pack_module("nodes.backend"), "run_guided", refuse)
     started = time.perf_counter()
     with caplog.at_level(logging.INFO):
         again, name_again = tune(comfy, model, cond, latent, save_name="requeue/same", steps=3)
@@ -192,7 +192,7 @@ def test_changing_only_save_name_does_not_train_again(comfy, tiny, monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("trained again")
 
-    monkeypatch.setattr(pack_module("core.backends.comfy"), "run_guided", refuse)
+    monkeypatch.setattr(pack_module("nodes.backend"), "run_guided", refuse)
     _, name = tune(comfy, model, cond, latent, save_name="renamed/b", steps=2)
     assert name == "comfyui-drag-diffedit/renamed/b.safetensors"
     folder = _lora_folder() / "renamed"

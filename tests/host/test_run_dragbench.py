@@ -9,12 +9,12 @@ import pytest
 import torch
 from PIL import Image
 
+from tests.support.comfy_host import CHECKPOINT_NODE
 from tools import run_dragbench as runner
 
 from . import server
 from .test_dragbench_nodes import write_sample
 
-TINY_NODE = Path(__file__).resolve().parent / "tiny_checkpoint_node"
 # Small enough for a CPU: a few LoRA steps, 2 DDIM steps, 2 drag updates, one DIFT draw.
 QUICK = ["lora.steps=2", "lora.batch_size=1", "inversion.steps=4", "inversion.strength=0.5", "drag.steps=2",
          "mean_distance.ensemble=1"]
@@ -41,7 +41,7 @@ def test_the_runner_drives_a_headless_comfyui_and_resumes(tmp_path, monkeypatch)
         pytest.skip(reason)
     base = tmp_path / "comfy"
     (base / "custom_nodes").mkdir(parents=True)
-    (base / "custom_nodes" / "drag_edit_test_tiny").symlink_to(TINY_NODE, target_is_directory=True)
+    (base / "custom_nodes" / "drag_edit_test_tiny").symlink_to(CHECKPOINT_NODE, target_is_directory=True)
     bench = base / "input" / "DragBench"
     for seed, name in enumerate(("animals/s1", "art_work/s2")):
         write_sample(bench / name, width=128, height=128)
@@ -52,7 +52,7 @@ def test_the_runner_drives_a_headless_comfyui_and_resumes(tmp_path, monkeypatch)
         _random_alexnet(tmp_path / "torch_home")
         monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
     out = tmp_path / "results"
-    argv = ["--bench", str(bench), "--out", str(out), "--loader", "DragEditTest_TinyCheckpoint",
+    argv = ["--bench", str(bench), "--out", str(out), "--loader", "DragEditTest_Checkpoint",
             "--checkpoint", "sd1", "--poll", "0.2", "--timeout", "600", *[f"--set={item}" for item in QUICK],
             *([] if fidelity else ["--no-fidelity"])]
 

@@ -7,26 +7,22 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from .fakes import FakeCLIP, FakeVAE
+from tests.support import comfy_host
+
 from .workflow_api import to_api_prompt
 
 WORKFLOWS = Path(__file__).resolve().parents[2] / "workflows"
 
 
-def register_tiny_checkpoint(comfy, tiny, kind):
-    class TinyCheckpoint:
-        @classmethod
-        def INPUT_TYPES(cls):
-            return {"required": {"ckpt_name": ("STRING", {"default": ""})}}
-
-        RETURN_TYPES = ("MODEL", "CLIP", "VAE")
-        FUNCTION = "load"
-        CATEGORY = "testing"
-
-        def load(self, ckpt_name):
-            return tiny.make_model(kind), FakeCLIP(), FakeVAE()
-
-    comfy.NODE_CLASS_MAPPINGS["TestTinyCheckpoint"] = TinyCheckpoint
+def template_prompt(comfy, name: str, kind: str) -> dict:
+    """A template as the API prompt the frontend queues, its checkpoint the test node's tiny ``kind``."""
+    checkpoint = comfy_host.register_test_checkpoint(comfy)
+    workflow = json.loads((WORKFLOWS / name).read_text())
+    prompt = to_api_prompt(workflow, comfy.NODE_CLASS_MAPPINGS, {"CheckpointLoaderSimple": checkpoint})
+    for node in prompt.values():
+        if node["class_type"] == checkpoint:
+            node["inputs"]["ckpt_name"] = kind
+    return prompt
 
 
 class FakeServer:
@@ -64,14 +60,12 @@ def run_prompt(comfy, prompt):
 
 
 @pytest.mark.parametrize("kind", ["sd1", "sdxl"])
-def test_diffedit_workflow_executes(comfy, tiny, kind):
+def test_diffedit_workflow_executes(comfy, kind):
     import folder_paths
 
     image = (np.random.default_rng(0).random((128, 128, 3)) * 255).astype(np.uint8)
     Image.fromarray(image).save(Path(folder_paths.get_input_directory()) / "example.png")
-    register_tiny_checkpoint(comfy, tiny, kind)
-    workflow = json.loads((WORKFLOWS / "diffedit.json").read_text())
-    prompt = to_api_prompt(workflow, comfy.NODE_CLASS_MAPPINGS, {"CheckpointLoaderSimple": "TestTinyCheckpoint"})
+    prompt = template_prompt(comfy, "diffedit.json", kind)
     for node in prompt.values():  # keep CPU time small
         quarter(node)
         if node["class_type"] == "DragEdit_DiffEditMaskInfer":
@@ -88,16 +82,14 @@ def test_diffedit_workflow_executes(comfy, tiny, kind):
 
 @pytest.mark.parametrize("name, kind", [("drag_real_image.json", "sd1"), ("drag_real_image.json", "sdxl"),
                                         ("drag_generated_image.json", "sd1"), ("gooddrag_real_image.json", "sd1")])
-def test_drag_workflows_execute(comfy, tiny, name, kind):
+def test_drag_workflows_execute(comfy, name, kind):
     import folder_paths
 
     picture = (np.random.default_rng(1).random((128, 128, 4)) * 255).astype(np.uint8)  # alpha: a painted mask
     picture[..., 3] = 255
     picture[16:112, 16:112, 3] = 0  # the mask editor erases alpha where the user paints
     Image.fromarray(picture, "RGBA").save(Path(folder_paths.get_input_directory()) / "example.png")
-    register_tiny_checkpoint(comfy, tiny, kind)
-    workflow = json.loads((WORKFLOWS / name).read_text())
-    prompt = to_api_prompt(workflow, comfy.NODE_CLASS_MAPPINGS, {"CheckpointLoaderSimple": "TestTinyCheckpoint"})
+    prompt = template_prompt(comfy, name, kind)
     for node in prompt.values():  # keep CPU time small: 128 px instead of 512, points and mask box scaled by 1/4
         inputs = node["inputs"]
         quarter(node)
@@ -114,7 +106,7 @@ def test_drag_workflows_execute(comfy, tiny, name, kind):
             if node["class_type"] == "DragEdit_DragLatentOptimize":
                 inputs["steps"] = 3
             else:
-                inputs.update(drag_end_step=2, drags_per_step=1, max_drags_per_track=1, motion_radius=2,
+                inputs.update(drag_end_step=2, tracks_per_step=1, max_updates_per_track=1, motion_radius=2,
                               track_radius=4)
     executor = run_prompt(comfy, prompt)
     outputs = executor.history_result["outputs"]

@@ -1,6 +1,6 @@
 // Helpers for driving the real ComfyUI frontend (served by a running ComfyUI
 // with this pack under custom_nodes/) in Debian's chromium via playwright-core.
-// Used by point_editor_frontend.mjs (host test) and tools/screenshot_point_editor.mjs.
+// Used by point_editor_frontend.mjs (host test) and dev/screenshot_point_editor.mjs.
 
 import fs from "node:fs";
 import os from "node:os";

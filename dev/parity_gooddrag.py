@@ -1,6 +1,6 @@
 """Compare the pack's GoodDrag (core/gooddrag.py) with a run of the official code on the same weights and inputs.
 
-    python -m tools.parity_gooddrag --official-out official.pt --inputs INPUTS [--json parity.json]
+    python -m dev.parity_gooddrag --official-out official.pt --inputs INPUTS [--json parity.json]
 
 ``official.pt`` is what a harness around the official ``GoodDragger.good_drag`` recorded (no official code is
 here): its settings, the inverted latent, the handles after every update and after every drag step, the latent
@@ -39,11 +39,13 @@ def run(args) -> dict:
         reference_attention,
         self_attention_layers,
     )
-    from core.drag import image_points_to_grid, mask_to_latent, supervision_grid_hw
+    from core.drag import DragProblem
     from core.gooddrag import gooddrag
+    from core.grids import image_points_to_grid, mask_to_latent_nearest, supervision_grid_hw
     from core.masactrl import SelfAttentionReference, masactrl_denoise
     from core.schedules import ddim_sigmas
-    from tools.tiny_models import SD_SCHEDULER_CONFIG
+    from core.settings import GoodDragSettings
+    from tests.support.tiny_models import SD_SCHEDULER_CONFIG
 
     torch.set_num_threads(args.threads)
     official = torch.load(args.official_out, weights_only=False)
@@ -65,17 +67,19 @@ def run(args) -> dict:
     mask = torch.from_numpy(mask[..., 0] if mask.ndim == 3 else mask).float()
     z_top = official["inverted_latent"].to(dtype)
     latent_hw = tuple(z_top.shape[-2:])
-    mask_latent = mask_to_latent(mask, grid_hw, latent_hw)[0, 0]
+    mask_latent = mask_to_latent_nearest(mask, grid_hw, latent_hw)[0, 0]
+    problem = DragProblem(handles=handles, targets=targets, grid_hw=grid_hw, mask_latent=mask_latent)
+    settings = GoodDragSettings(drag_end_step=s["drag_end_step"], tracks_per_step=s["track_per_denoise"],
+                                max_updates_per_track=s["max_drag_per_track"], step_bound=float(s["beta"]),
+                                motion_radius=s["r1"], track_radius=s["r2"], mask_weight=s["lam"],
+                                learning_rate=s["latent_lr"], loss_threshold=s["drag_loss_threshold"],
+                                max_unchanged_tracks=s["max_track_no_change"])
 
     updates = []
     with DiffusersDragModel(backend, cond) as model:
-        result = gooddrag(model, z_top * vp(sigmas[0]), sigmas, handles, targets, grid_hw=grid_hw,
-                          mask_latent=mask_latent, drag_end_step=s["drag_end_step"],
-                          drags_per_step=s["track_per_denoise"], max_drags_per_track=s["max_drag_per_track"],
-                          step_bound=float(s["beta"]), r_m=s["r1"], r_p=s["r2"], lam=s["lam"], lr=s["latent_lr"],
-                          loss_threshold=s["drag_loss_threshold"], max_unchanged_tracks=s["max_track_no_change"],
-                          callback=lambda step, update, loss, h: updates.append(h.clone()))
-        k = result.level
+        result = gooddrag(model, z_top * vp(sigmas[0]), sigmas, problem, settings,
+                          callback=lambda progress: updates.append(progress.handles.clone()))
+        k = result.steps
         layers = self_attention_layers(unet)
         control = SelfAttentionReference([name for name, _ in layers[10:]])  # the official start_layer=10
         with torch.no_grad(), reference_attention(unet, control):

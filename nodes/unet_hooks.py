@@ -1,11 +1,10 @@
-"""Hooks into a ComfyUI UNet (``openaimodel.UNetModel``) for the drag nodes.
+"""Hooks into a ComfyUI UNet (``openaimodel.UNetModel``) for the drag, MasaCtrl, LoRA and DragBench nodes.
 
 Everything here is installed on a ModelPatcher *clone* through ComfyUI's patch
 and wrapper mechanisms, so the shared model is never touched and other patches
 (LoRA, FreeU, ControlNet, attention patches) keep applying.  Block indices are
 read off the UNet, never hard-coded.
 """
-import contextlib
 from typing import Optional
 
 import torch
@@ -14,10 +13,9 @@ import comfy.patcher_extension
 from comfy.ldm.modules.attention import SpatialTransformer
 from comfy.ldm.modules.diffusionmodules.openaimodel import Downsample, Upsample
 
-from ..drag import ForwardTruncated
-from ..drag_model import guided_forward
-from ..masactrl import SelfAttentionReference
-from .shared_weights import autograd_view
+from ..core.backends.shared_weights import autograd_view
+from ..core.drag_model import ForwardTruncated, guided_forward
+from ..core.masactrl import SelfAttentionReference
 
 _WRAPPER_KEY = "drag_edit_private_unet"
 
@@ -135,6 +133,10 @@ class FeatureCapture:
         self.chunks = []
         self.stop_after = None if full else ({0, 1} if self.guided else {0})
 
+    def clear(self) -> None:
+        """Drop what a forward captured that nobody takes (e.g. a plain denoise)."""
+        self.chunks = []
+
     def attach(self, model):
         patched = model.clone()
         patched.set_model_output_block_patch(self._patch)
@@ -160,64 +162,39 @@ class FeatureCapture:
         return torch.cat(cond), (torch.cat(uncond) if uncond else None)
 
 
-class AttentionSwitch:
-    """An attn1 patch on a clone that routes self-attention through whichever control is switched on (none: the
-    layers run as usual), so a running sampler can turn latent-MasaCtrl on and off between steps."""
+def attach_reference_attention(model, control: SelfAttentionReference):
+    """A clone whose self-attention layers consult ``control`` (latent-MasaCtrl): an attn1 patch hands a layer the
+    reference branch's input as its keys and values where ``control`` returns one, and leaves it alone elsewhere."""
 
-    def __init__(self, control: Optional[SelfAttentionReference] = None):
-        self.control = control
-
-    def attach(self, model):
-        patched = model.clone()
-        patched.set_model_attn1_patch(self._patch)
-        return patched
-
-    @contextlib.contextmanager
-    def use(self, control: SelfAttentionReference):
-        previous, self.control = self.control, control
-        try:
-            yield
-        finally:
-            self.control = previous
-
-    def _patch(self, n, context, value, extra_options):
+    def patch(n, context, value, extra_options):
         block = extra_options.get("block")
-        if self.control is None or block is None:
+        if block is None:
             return n, context, value
-        reference = self.control.context((block[0], block[1], extra_options.get("block_index", 0)), n)
+        reference = control.context((block[0], block[1], extra_options.get("block_index", 0)), n)
         if reference is None:
             return n, context, value
         return n, reference, reference
 
-
-def attach_reference_attention(model, control: SelfAttentionReference):
-    """A clone whose self-attention layers in ``control.layers`` consult ``control`` (latent-MasaCtrl)."""
-    return AttentionSwitch(control).attach(model)
+    patched = model.clone()
+    patched.set_model_attn1_patch(patch)
+    return patched
 
 
 class ComfyDragModel:
-    """:class:`core.drag_model.DragModel` inside a running ComfyUI guider (``core.backends.comfy.run_guided``).
+    """:class:`core.drag_model.DragModel` inside a running ComfyUI guider (``nodes.backend.run_guided``).
 
-    ``denoise`` is the guider's (CFG, every patch of the MODEL applied); the features come from ``capture``, and
-    attention from ``attention``, both attached to the clone the guider runs.
+    ``denoise`` is the guider's (CFG, every patch of the MODEL applied); the features come from ``capture``, attached
+    to the clone the guider runs.
     """
 
-    def __init__(self, denoise, unet, capture: FeatureCapture, cfg: float, attention: Optional[AttentionSwitch] = None):
-        self._denoise, self.unet, self.capture, self.cfg, self.attention = denoise, unet, capture, cfg, attention
+    def __init__(self, denoise, capture: FeatureCapture, cfg: float):
+        self._denoise, self.capture, self.cfg = denoise, capture, cfg
 
     def denoise(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
         self.capture.arm(True)
         out = self._denoise(x, sigma)
-        self.capture.chunks = []
+        self.capture.clear()
         return out
 
     def features(self, x: torch.Tensor, sigma: torch.Tensor, full: bool = True):
         return guided_forward(self._denoise, self.capture, self.cfg, x, sigma, full)
-
-    def self_attention_layers(self):
-        return self_attention_layers(self.unet)
-
-    def reference_attention(self, control: SelfAttentionReference):
-        if self.attention is None:
-            raise RuntimeError("attach an AttentionSwitch to the model the guider runs to use reference attention")
-        return self.attention.use(control)

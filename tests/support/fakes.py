@@ -1,6 +1,6 @@
 """Stand-ins for a checkpoint's text encoder and VAE (no weights can be downloaded), with SD's shapes.
 
-Used in-process by the workflow tests and, through ``tiny_checkpoint_node/``, inside a real ComfyUI server.
+Used by the test checkpoint node (``tiny_checkpoint_node/``), in-process and inside a real ComfyUI server.
 """
 import torch
 

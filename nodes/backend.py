@@ -1,4 +1,4 @@
-"""Denoiser backend for a ComfyUI MODEL (ModelPatcher).
+"""The ComfyUI side of the denoiser protocol of :mod:`core`: a MODEL (ModelPatcher) as a sigma-space denoiser.
 
 Loops run inside ComfyUI's own ``CFGGuider`` as a custom ``Sampler``: the guider
 loads the model, prepares conditioning (SDXL's pooled ``y`` included), converts

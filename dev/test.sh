@@ -3,7 +3,7 @@
 # COMFYUI_PATH is set), the point editor's unit tests, and its headless-Chromium tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PY="$(bash tools/setup_env.sh | tail -n 1)"
+PY="$(bash dev/setup_env.sh | tail -n 1)"
 
 status=0
 echo "== lint: ruff (rules in pyproject.toml)"

@@ -1,6 +1,6 @@
 """Write the example workflows (ComfyUI UI format) from a compact description.
 
-Run ``python -m tools.make_workflows`` after changing a graph; the JSON files in
+Run ``python -m dev.make_workflows`` after changing a graph; the JSON files in
 workflows/ are what users load and what the host tests execute.
 """
 import json

@@ -3,7 +3,7 @@
 // with pairs placed by real clicks, for the README (docs/images/drag_point_editor.png).
 //
 // Usage (a ComfyUI server with this pack under custom_nodes/ must be running):
-//   node tools/screenshot_point_editor.mjs [--url http://127.0.0.1:8199/]
+//   node dev/screenshot_point_editor.mjs [--url http://127.0.0.1:8199/]
 //        [--upload picture.png]            upload it (POST /upload/image) and show it
 //        [--image name.png]                or use a file already in the server's input/
 //        [--workflow workflows/drag_real_image.json]   default: that file if present,
@@ -13,7 +13,7 @@
 //        [--chromium /usr/bin/chromium]
 // The README's picture is synthetic; make it with the host test's generator:
 //   python -c "from tests.host.test_frontend import write_picture; write_picture('/tmp/landscape.png')"
-//   node tools/screenshot_point_editor.mjs --url ... --upload /tmp/landscape.png
+//   node dev/screenshot_point_editor.mjs --url ... --upload /tmp/landscape.png
 // Exit status: 0 ok, 1 a check failed (pairs not stored as clicked, errors from the pack), 2 setup failure.
 
 import { createRequire } from "node:module";

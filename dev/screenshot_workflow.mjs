@@ -5,7 +5,7 @@
 // saves a screenshot to docs/images/diffedit_workflow.png.
 //
 // Usage (a ComfyUI server with this pack under custom_nodes/ must be running):
-//   node tools/screenshot_workflow.mjs [--url http://127.0.0.1:8199/]
+//   node dev/screenshot_workflow.mjs [--url http://127.0.0.1:8199/]
 //        [--workflow workflows/diffedit.json] [--out docs/images/diffedit_workflow.png]
 //        [--chromium /usr/bin/chromium]
 // Note: frontend 1.27.x fails to build CheckpointLoaderSimple (red node, missing

@@ -1,0 +1,149 @@
+"""Every default of the pack's methods, each with its source: the one place nodes, templates, bench and the DragBench
+runner read them.
+
+A method is a chain of stages; each stage's settings are a frozen dataclass whose field names are the inputs of the
+node that runs it, so a settings object becomes a node's widgets by name (:func:`node_inputs`) and a node's
+inputs become a settings object (``Settings(**inputs)``).  Fields marked ``internal`` are algorithm constants no
+node exposes.  Only the standard library is imported here: the DragBench runner reads this module on machines
+without torch.
+"""
+from dataclasses import dataclass, field, fields, replace
+
+
+def internal(default):
+    """A constant of the algorithm that no node exposes (tests and the bench may change it)."""
+    return field(default=default, metadata={"internal": True})
+
+
+def node_inputs(settings) -> dict:
+    """The settings as a node's inputs, by name (internal constants left out)."""
+    return {f.name: getattr(settings, f.name) for f in fields(settings) if not f.metadata.get("internal")}
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Stages shared by the drag methods
+
+
+@dataclass(frozen=True)
+class LoraSettings:
+    """LoRA Identity Tune.  DragDiffusion's ``utils/lora_utils.py::train_lora`` as its UI and DragBench run it."""
+    steps: int = 80  # UI lora_step
+    learning_rate: float = 5e-4  # AdamW lr
+    rank: int = 16  # UI lora_rank; alpha = rank (scale 1)
+    batch_size: int = 4  # UI lora_batch_size
+    training_seed: int = 0  # the reference seeds accelerate with 0
+
+
+@dataclass(frozen=True)
+class InversionSettings:
+    """DDIM Inversion.  The node's own defaults are DiffEdit's (see :data:`DIFFEDIT`)."""
+    steps: int = 50  # diffusers' DDIM schedule length, used by both papers
+    strength: float = 0.7  # DragDiffusion's inversion_strength (t = 681 of 50 steps)
+    cfg: float = 1.0  # both papers invert without guidance
+
+
+@dataclass(frozen=True)
+class MasaCtrlSettings:
+    """Latent MasaCtrl Denoise.  DragDiffusion's ``run_drag``: MutualSelfAttentionControl(start_step=0,
+    start_layer=10) on SD1.5."""
+    start_step: int = 0
+    start_layer: int = -1  # our choice: -1 maps SD1.5's layer 10 (decoder, 1/2 latent resolution and finer) to any UNet
+    cfg: float = 1.0  # real images: no guidance
+
+
+@dataclass(frozen=True)
+class DragNodeSettings:
+    """What both drag nodes take besides their method's settings."""
+    cfg: float = 1.0  # real images; a generated image's own CFG in DragDiffusion's generated-image mode
+    feature_block: int = -1  # our choice: -1 = the decoder block upsampling to latent resolution (SD1.5 up_blocks[2])
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The drag methods
+
+
+@dataclass(frozen=True)
+class DragDiffusionSettings:
+    """Drag Latent Optimize.  DragDiffusion's ``drag_ui.py`` defaults and ``utils/drag_utils.py``."""
+    steps: int = 80  # n_pix_step: optimisation steps at most
+    learning_rate: float = 0.01  # latent_lr (Adam)
+    mask_weight: float = 0.1  # lam
+    motion_radius: int = 1  # r_m: the supervised patch is (2 r_m + 1)^2
+    track_radius: int = 3  # r_p: the tracking window is (2 r_p + 1)^2
+    reach_threshold: float = internal(2.0)  # check_handle_reach_target: arrived within 2 grid px
+
+
+@dataclass(frozen=True)
+class GoodDragSettings:
+    """GoodDrag Latent Optimize.  The official UI's defaults (``gooddrag_ui.py``), what its users run; the
+    ``GoodDragger`` class defaults differ (drag_end_step 10, latent_lr 0.01, max_drag_per_track 10, threshold 4)."""
+    drag_end_step: int = 7  # denoising steps that get drag updates
+    tracks_per_step: int = 10  # track_per_denoise: point trackings per denoising step
+    max_updates_per_track: int = 3  # max_drag_per_track: drag updates between two trackings, at most
+    step_bound: float = 4.0  # beta: each update pulls the features min(beta, distance) grid px
+    learning_rate: float = 0.02  # latent_lr, a fresh Adam each denoising step
+    mask_weight: float = 0.2  # lam
+    motion_radius: int = 4  # r1
+    track_radius: int = 12  # r2
+    max_unchanged_tracks: int = 10  # max_track_no_change: trackings in a row that move no handle end the drag
+    loss_threshold: float = internal(0.0)  # drag_loss_threshold: track early once the motion loss is this low
+    reach_threshold: float = internal(2.0)  # arrived within 2 grid px, as DragDiffusion
+
+
+@dataclass(frozen=True)
+class DragMethod:
+    """One drag method as its reference runs it on a real image, stage by stage."""
+    name: str
+    lora: LoraSettings
+    inversion: InversionSettings
+    drag: object  # DragDiffusionSettings or GoodDragSettings
+    denoise: MasaCtrlSettings = MasaCtrlSettings()
+    drag_node_settings: DragNodeSettings = DragNodeSettings()
+
+
+DRAGDIFFUSION = DragMethod(name="dragdiffusion", lora=LoraSettings(), inversion=InversionSettings(),
+                           drag=DragDiffusionSettings())
+GOODDRAG = DragMethod(name="gooddrag", lora=LoraSettings(steps=70),  # the official UI's lora_step
+                      inversion=InversionSettings(strength=0.75),  # the official UI's inversion_strength
+                      drag=GoodDragSettings())
+# GoodDrag's DragBench script (bench_gooddrag.py) departs from its UI in two settings.
+GOODDRAG_DRAGBENCH = replace(GOODDRAG, drag=replace(GOODDRAG.drag, mask_weight=0.1, max_unchanged_tracks=5))
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# DiffEdit and DragBench's metric
+
+
+@dataclass(frozen=True)
+class DiffEditMaskSettings:
+    """DiffEdit Mask Infer.  The paper's settings (Couairon et al. 2023, section 4), and diffusers'
+    ``StableDiffusionDiffEditPipeline`` where the paper names none."""
+    samples: int = 10  # noise draws averaged (paper)
+    noise_strength: float = 0.5  # the draws' noise level as a fraction of the schedule (paper)
+    clamp_ratio: float = 3.0  # diffusers' mask_thresholding_ratio
+    threshold: float = 0.5  # binarisation (paper)
+    seed: int = 0  # our choice
+    steps: int = 50  # diffusers' num_inference_steps, the schedule the noise level is read from
+
+
+@dataclass(frozen=True)
+class DiffEditMethod:
+    mask: DiffEditMaskSettings = DiffEditMaskSettings()
+    inversion: InversionSettings = InversionSettings(strength=0.8)  # the paper's encoding ratio
+    decode_cfg: float = 7.5  # Stable Diffusion's usual guidance, as the paper's SD experiments
+
+
+DIFFEDIT = DiffEditMethod()
+
+
+@dataclass(frozen=True)
+class MeanDistanceSettings:
+    """DragBench Mean Distance.  DragBench's ``run_eval_point_matching.py`` with its ``SDFeaturizer``
+    (``dift_sd.py``) on SD2.1."""
+    timestep: int = 261  # t
+    ensemble: int = 8  # ensemble_size: noise draws averaged
+    seed: int = 42  # our choice, fixed so an unchanged image keeps its features
+    feature_block: int = -1  # up_ft_index=1: -1 = the decoder block upsampling to half the latent resolution
+
+
+MEAN_DISTANCE = MeanDistanceSettings()

@@ -1,0 +1,45 @@
+"""Test-only ComfyUI custom node: a checkpoint with random weights (no weights can be downloaded where the tests run).
+
+``ckpt_name`` names the architecture: ``sd1``, ``sd1-v`` (v-prediction) or ``sdxl`` for the tiny UNets of the host
+tests, ``sd15-full`` or ``sdxl-full`` for the real block structure and widths the bench measures.  A test server
+loads this folder as a custom node; in-process runs register it (``tests/support/comfy_host.py``).  It is never
+installed with the pack.  Modules are loaded by file path: the server has neither the pack nor ``tests`` on its path.
+"""
+import importlib.util
+from pathlib import Path
+
+import torch
+
+SUPPORT = Path(__file__).resolve().parents[1]
+
+
+def _load(name: str, file: str):
+    spec = importlib.util.spec_from_file_location(name, SUPPORT / file)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+_fakes = _load("drag_edit_test_fakes", "fakes.py")
+_models = _load("drag_edit_test_models", "comfy_models.py")
+
+
+class TestCheckpoint:
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"ckpt_name": ("STRING", {"default": "sd1"})},
+                "optional": {"seed": ("INT", {"default": 0}), "dtype": ("STRING", {"default": "float32"})}}
+
+    RETURN_TYPES = ("MODEL", "CLIP", "VAE")
+    FUNCTION = "load"
+    CATEGORY = "testing"
+
+    def load(self, ckpt_name, seed=0, dtype="float32"):
+        if ckpt_name.endswith("-full"):
+            model = _models.make_full_model(ckpt_name.removesuffix("-full"), seed, getattr(torch, dtype))
+        else:
+            model = _models.make_model(ckpt_name, seed)
+        return model, _fakes.FakeCLIP(), _fakes.FakeVAE()
+
+
+NODE_CLASS_MAPPINGS = {"DragEditTest_Checkpoint": TestCheckpoint}
