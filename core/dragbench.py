@@ -81,10 +81,11 @@ def match_points(source_features, edited_features, handles_xy, image_hw):
 
     source, edited = full(source_features), full(edited_features)
     flat = F.normalize(edited.reshape(edited.shape[0], -1), dim=0)  # [C, H*W]
-    width = image_hw[1]
+    height, width = image_hw
     found = []
     for x, y in handles_xy:
-        row, col = int(round(float(y))), int(round(float(x)))
+        # points may lie on the image's far edges (x = W, y = H): read the last pixel there
+        row, col = min(int(round(float(y))), height - 1), min(int(round(float(x))), width - 1)
         query = F.normalize(source[:, row, col], dim=0)
         best = int((query @ flat).argmax())
         found.append([best % width, best // width])

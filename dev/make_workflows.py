@@ -1,16 +1,47 @@
 """Write the example workflows (ComfyUI UI format) from a compact description.
 
-Run ``python -m dev.make_workflows`` after changing a graph; the JSON files in
-workflows/ are what users load and what the host tests execute.
+    COMFYUI_PATH=/path/to/ComfyUI python -m dev.make_workflows
+
+Run it after changing a graph or a default; the JSON files in workflows/ are what users load and what the host
+tests execute (``tests/host/test_templates.py`` checks they are what this script writes).  Every widget is given by
+name: the pack's from the methods' settings (``core/settings.py``), the stock nodes' here; the UI format's positional
+``widgets_values`` are ordered by each node's own schema, read from ComfyUI.
 """
 import json
+import os
+from dataclasses import replace
 from pathlib import Path
+
+from core.settings import DIFFEDIT, DRAGDIFFUSION, GOODDRAG, node_inputs
 
 OUT = Path(__file__).resolve().parents[1] / "workflows"
 
 
-def build(nodes: list[dict]) -> dict:
-    """nodes: dicts with id, type, pos, widgets, inputs {name: (type, source_id, slot)}, outputs [(name, type)]."""
+def widget_values(node_class, widgets: dict) -> list:
+    """``widgets`` by name -> the positional ``widgets_values`` of a UI workflow: every widget input in the schema's
+    order (a missing one at its default), plus the value a seed's ``control_after_generate`` or an image upload
+    serialises after it."""
+    from tests.support.workflow_api import widget_inputs
+
+    values, names = [], set()
+    for name, _, options in widget_inputs(node_class):
+        if name not in widgets and "default" not in options:
+            raise ValueError(f"{node_class.__name__} needs a value for {name}")
+        values.append(widgets.get(name, options.get("default")))
+        names.add(name)
+        if options.get("control_after_generate"):
+            values.append("fixed")
+        if options.get("image_upload"):
+            values.append("image")
+    unknown = set(widgets) - names
+    if unknown:
+        raise ValueError(f"{node_class.__name__} has no widget {', '.join(sorted(unknown))}")
+    return values
+
+
+def build(nodes: list[dict], classes: dict) -> dict:
+    """nodes: dicts with id, type, pos, widgets {name: value}, inputs {name: (type, source_id, slot)}, outputs
+    [(name, type)]; ``classes``: ComfyUI's node classes by type."""
     links, by_id = [], {n["id"]: n for n in nodes}
     out_links = {}
     serialized = []
@@ -21,11 +52,12 @@ def build(nodes: list[dict]) -> dict:
             links.append([link, source, slot, node["id"], len(inputs), kind])
             out_links.setdefault((source, slot), []).append(link)
             inputs.append({"name": name, "type": kind, "link": link})
+        widgets = widget_values(classes[node["type"]], node.get("widgets", {})) if "widgets" in node else []
         serialized.append({"id": node["id"], "type": node["type"], "pos": node["pos"],
                            "size": node.get("size", [315, 130]), "flags": {}, "order": 0, "mode": 0,
                            "inputs": inputs, "outputs": [],
                            "properties": {"Node name for S&R": node["type"]},
-                           "widgets_values": node.get("widgets", []),
+                           "widgets_values": widgets,
                            **({"title": node["title"]} if "title" in node else {})})
     for node, data in zip(nodes, serialized):
         data["outputs"] = [{"name": name, "type": kind, "links": out_links.get((node["id"], slot), []),
@@ -38,26 +70,27 @@ def build(nodes: list[dict]) -> dict:
 
 
 CHECKPOINT = {"id": 1, "type": "CheckpointLoaderSimple", "pos": [20, 60],
-              "widgets": ["v1-5-pruned-emaonly.safetensors"],
+              "widgets": {"ckpt_name": "v1-5-pruned-emaonly.safetensors"},
               "outputs": [("MODEL", "MODEL"), ("CLIP", "CLIP"), ("VAE", "VAE")]}
-LOAD_IMAGE = {"id": 2, "type": "LoadImage", "pos": [20, 260], "size": [315, 320], "widgets": ["example.png", "image"],
+LOAD_IMAGE = {"id": 2, "type": "LoadImage", "pos": [20, 260], "size": [315, 320], "widgets": {"image": "example.png"},
               "outputs": [("IMAGE", "IMAGE"), ("MASK", "MASK")]}
 # The templates open on ComfyUI's stock input/example.png (768x768: a drawn girl in a pink dress, arms stretched
 # out, on grass under a blue sky) and work on it at 512x512, SD1.5's size and what a mid-range GPU handles.
 SIZE = 512
 PICTURE = "a child's drawing of a smiling girl with yellow hair in a pink dress, arms stretched out, standing on " \
           "green grass under a blue sky with white clouds"
-SCALE = {"id": 15, "type": "ImageScale", "pos": [20, 720], "widgets": ["lanczos", SIZE, SIZE, "disabled"],
+SCALE = {"id": 15, "type": "ImageScale", "pos": [20, 720],
+         "widgets": {"upscale_method": "lanczos", "width": SIZE, "height": SIZE, "crop": "disabled"},
          "title": "Work at 512x512", "inputs": {"image": ("IMAGE", 2, 0)}, "outputs": [("IMAGE", "IMAGE")]}
 
 
 def text(node_id, pos, prompt, title):
-    return {"id": node_id, "type": "CLIPTextEncode", "pos": pos, "widgets": [prompt], "title": title,
+    return {"id": node_id, "type": "CLIPTextEncode", "pos": pos, "widgets": {"text": prompt}, "title": title,
             "inputs": {"clip": ("CLIP", 1, 1)}, "outputs": [("CONDITIONING", "CONDITIONING")]}
 
 
-def diffedit() -> dict:
-    return build([
+def diffedit() -> list[dict]:
+    return [
         CHECKPOINT, LOAD_IMAGE, SCALE,
         {"id": 3, "type": "VAEEncode", "pos": [380, 560], "inputs": {"pixels": ("IMAGE", 15, 0), "vae": ("VAE", 1, 2)},
          "outputs": [("LATENT", "LATENT")]},
@@ -65,29 +98,29 @@ def diffedit() -> dict:
         text(5, [380, 210], PICTURE, "Reference (describes the input)"),
         text(6, [380, 380], "", "Empty prompt (unconditional)"),
         {"id": 7, "type": "DragEdit_DiffEditMaskInfer", "pos": [760, 40], "size": [320, 280],
-         "widgets": [10, 0.5, 3.0, 0.5, 0, "fixed", 50],
+         "widgets": node_inputs(DIFFEDIT.mask),
          "inputs": {"model": ("MODEL", 1, 0), "query": ("CONDITIONING", 4, 0), "reference": ("CONDITIONING", 5, 0),
                     "latent": ("LATENT", 3, 0)},
          "outputs": [("mask", "MASK"), ("difference_map", "IMAGE")]},
-        {"id": 8, "type": "DragEdit_DDIMInversion", "pos": [760, 360], "widgets": [50, 0.8, 1.0],
+        {"id": 8, "type": "DragEdit_DDIMInversion", "pos": [760, 360], "widgets": node_inputs(DIFFEDIT.inversion),
          "inputs": {"model": ("MODEL", 1, 0), "latent": ("LATENT", 3, 0), "positive": ("CONDITIONING", 6, 0)},
          "outputs": [("latent", "LATENT"), ("trajectory", "INVERSION_TRAJECTORY")]},
-        {"id": 9, "type": "DragEdit_MaskedDDIMDecode", "pos": [1140, 200], "widgets": [7.5],
+        {"id": 9, "type": "DragEdit_MaskedDDIMDecode", "pos": [1140, 200], "widgets": {"cfg": DIFFEDIT.decode_cfg},
          "inputs": {"model": ("MODEL", 1, 0), "positive": ("CONDITIONING", 4, 0), "negative": ("CONDITIONING", 6, 0),
                     "trajectory": ("INVERSION_TRAJECTORY", 8, 1), "mask": ("MASK", 7, 0)},
          "outputs": [("latent", "LATENT")]},
         {"id": 10, "type": "VAEDecode", "pos": [1500, 200],
          "inputs": {"samples": ("LATENT", 9, 0), "vae": ("VAE", 1, 2)},
          "outputs": [("IMAGE", "IMAGE")]},
-        {"id": 11, "type": "SaveImage", "pos": [1860, 200], "size": [400, 400], "widgets": ["diffedit"],
-         "inputs": {"images": ("IMAGE", 10, 0)}},
+        {"id": 11, "type": "SaveImage", "pos": [1860, 200], "size": [400, 400],
+         "widgets": {"filename_prefix": "diffedit"}, "inputs": {"images": ("IMAGE", 10, 0)}},
         {"id": 12, "type": "MaskToImage", "pos": [1140, 40], "inputs": {"mask": ("MASK", 7, 0)},
          "outputs": [("IMAGE", "IMAGE")]},
         {"id": 13, "type": "PreviewImage", "pos": [1500, -160], "size": [300, 300], "title": "Edit mask",
          "inputs": {"images": ("IMAGE", 12, 0)}},
         {"id": 14, "type": "PreviewImage", "pos": [1140, -300], "size": [300, 300], "title": "Difference map",
          "inputs": {"images": ("IMAGE", 7, 1)}},
-    ])
+    ]
 
 
 # [{"handle": [x, y], "target": [x, y]}] in pixels of the 512x512 picture the drag sees.
@@ -96,13 +129,11 @@ RAISE_ARM_POINTS = '[{"handle":[397,238],"target":[380,150]},{"handle":[345,240]
 ARM_BOX = (300, 90, 130, 190)  # x, y, width, height of the editable area around that arm and above it
 # Generated image: its content depends on the checkpoint; move these onto it in the point editor after a first run.
 EXAMPLE_POINTS = '[{"handle":[200,260],"target":[260,240]},{"handle":[330,180],"target":[350,140]}]'
-DRAG_DEFAULTS = [80, 0.01, 0.1]  # steps, learning_rate, mask_weight (DragDiffusion's)
-DRAG_ADVANCED = [-1, 1, 3]  # feature_block (auto), motion_radius r_m, track_radius r_p
+DRAG_NODES = {"dragdiffusion": "DragEdit_DragLatentOptimize", "gooddrag": "DragEdit_GoodDragLatentOptimize"}
 
 
-def drag_tail(first_id, model, positive, negative, trajectory, image, mask, cfg, points, x=760,
-              drag_type="DragEdit_DragLatentOptimize", drag_widgets=None):
-    """Drag Latent Optimize -> Latent MasaCtrl Denoise -> VAEDecode -> SaveImage."""
+def drag_tail(first_id, model, positive, negative, trajectory, image, mask, points, method=DRAGDIFFUSION, x=760):
+    """Drag (``method``'s node and settings) -> Latent MasaCtrl Denoise -> VAEDecode -> SaveImage."""
     guidance = {"negative": ("CONDITIONING", *negative)} if negative else {}
     drag_inputs = {"model": ("MODEL", *model), "positive": ("CONDITIONING", *positive), **guidance,
                    "trajectory": ("INVERSION_TRAJECTORY", *trajectory), "image": ("IMAGE", *image)}
@@ -110,18 +141,18 @@ def drag_tail(first_id, model, positive, negative, trajectory, image, mask, cfg,
         drag_inputs["mask"] = ("MASK", *mask)
     drag_id, denoise_id, decode_id = first_id, first_id + 1, first_id + 2
     return [
-        {"id": drag_id, "type": drag_type, "pos": [x, 300], "size": [420, 620],
-         "widgets": drag_widgets or [points, *DRAG_DEFAULTS, cfg, *DRAG_ADVANCED], "inputs": drag_inputs,
-         "outputs": [("latent", "LATENT"), ("tracked_points", "STRING")]},
+        {"id": drag_id, "type": DRAG_NODES[method.name], "pos": [x, 300], "size": [420, 620],
+         "widgets": {"drag_points": points, **node_inputs(method.drag), **node_inputs(method.drag_node_settings)},
+         "inputs": drag_inputs, "outputs": [("latent", "LATENT"), ("tracked_points", "STRING")]},
         {"id": denoise_id, "type": "DragEdit_LatentMasaCtrlDenoise", "pos": [x + 460, 300], "size": [320, 200],
-         "widgets": [0, -1, cfg],
+         "widgets": node_inputs(method.denoise),
          "inputs": {"model": ("MODEL", *model), "positive": ("CONDITIONING", *positive), **guidance,
                     "trajectory": ("INVERSION_TRAJECTORY", *trajectory), "latent": ("LATENT", drag_id, 0)},
          "outputs": [("latent", "LATENT")]},
         {"id": decode_id, "type": "VAEDecode", "pos": [x + 460, 560],
          "inputs": {"samples": ("LATENT", denoise_id, 0), "vae": ("VAE", 1, 2)}, "outputs": [("IMAGE", "IMAGE")]},
-        {"id": first_id + 3, "type": "SaveImage", "pos": [x + 820, 300], "size": [400, 420], "widgets": ["drag"],
-         "inputs": {"images": ("IMAGE", decode_id, 0)}},
+        {"id": first_id + 3, "type": "SaveImage", "pos": [x + 820, 300], "size": [400, 420],
+         "widgets": {"filename_prefix": "drag"}, "inputs": {"images": ("IMAGE", decode_id, 0)}},
     ]
 
 
@@ -129,73 +160,80 @@ def arm_mask() -> list[dict]:
     """An editable box (1) on a kept 512x512 field (0), from stock nodes; a painted mask of the same size works too."""
     x, y, width, height = ARM_BOX
     return [
-        {"id": 16, "type": "SolidMask", "pos": [20, 1120], "widgets": [0.0, SIZE, SIZE], "title": "Kept (0)",
+        {"id": 16, "type": "SolidMask", "pos": [20, 1120], "widgets": {"value": 0.0, "width": SIZE, "height": SIZE},
+         "title": "Kept (0)", "outputs": [("MASK", "MASK")]},
+        {"id": 17, "type": "SolidMask", "pos": [20, 1280], "widgets": {"value": 1.0, "width": width, "height": height},
+         "title": "Editable (1)", "outputs": [("MASK", "MASK")]},
+        {"id": 18, "type": "MaskComposite", "pos": [380, 1120], "widgets": {"x": x, "y": y, "operation": "add"},
+         "title": "Drag mask", "inputs": {"destination": ("MASK", 16, 0), "source": ("MASK", 17, 0)},
          "outputs": [("MASK", "MASK")]},
-        {"id": 17, "type": "SolidMask", "pos": [20, 1280], "widgets": [1.0, width, height], "title": "Editable (1)",
-         "outputs": [("MASK", "MASK")]},
-        {"id": 18, "type": "MaskComposite", "pos": [380, 1120], "widgets": [x, y, "add"], "title": "Drag mask",
-         "inputs": {"destination": ("MASK", 16, 0), "source": ("MASK", 17, 0)}, "outputs": [("MASK", "MASK")]},
     ]
 
 
-def drag_real_image(lora_steps=80, strength=0.7, **drag) -> dict:
-    """LoadImage -> 512x512 -> LoRA Identity Tune -> DDIM Inversion -> drag (with a mask) -> MasaCtrl -> save.
-
-    ``drag``: ``drag_type`` and ``drag_widgets`` of another drag node (see :func:`gooddrag_real_image`)."""
-    return build([
+def drag_real_image(method=DRAGDIFFUSION) -> list[dict]:
+    """LoadImage -> 512x512 -> LoRA Identity Tune -> DDIM Inversion -> drag (with a mask) -> MasaCtrl -> save, at
+    ``method``'s settings."""
+    return [
         CHECKPOINT, LOAD_IMAGE, SCALE, *arm_mask(),
         {"id": 3, "type": "VAEEncode", "pos": [20, 920], "inputs": {"pixels": ("IMAGE", 15, 0), "vae": ("VAE", 1, 2)},
          "outputs": [("LATENT", "LATENT")]},
         text(4, [380, 40], PICTURE, "Prompt (describes the image)"),
         {"id": 5, "type": "DragEdit_LoRAIdentityTune", "pos": [380, 260], "size": [320, 280],
-         "widgets": [lora_steps, 0.0005, 16, 4, 0, "", False],
+         "widgets": {**node_inputs(method.lora), "save_name": "", "overwrite": False},
          "inputs": {"model": ("MODEL", 1, 0), "positive": ("CONDITIONING", 4, 0), "latent": ("LATENT", 3, 0)},
          "outputs": [("MODEL", "MODEL"), ("lora_name", "STRING")]},
-        {"id": 6, "type": "DragEdit_DDIMInversion", "pos": [380, 680], "widgets": [50, strength, 1.0],
+        {"id": 6, "type": "DragEdit_DDIMInversion", "pos": [380, 680], "widgets": node_inputs(method.inversion),
          "inputs": {"model": ("MODEL", 5, 0), "latent": ("LATENT", 3, 0), "positive": ("CONDITIONING", 4, 0)},
          "outputs": [("latent", "LATENT"), ("trajectory", "INVERSION_TRAJECTORY")]},
         *drag_tail(7, model=(5, 0), positive=(4, 0), negative=None, trajectory=(6, 1), image=(15, 0), mask=(18, 0),
-                   cfg=1.0, points=RAISE_ARM_POINTS, **drag),
-    ])
+                   points=RAISE_ARM_POINTS, method=method),
+    ]
 
 
-# GoodDrag's UI defaults: drag_end_step, drags_per_step, max_drags_per_track, step_bound, learning_rate,
-# mask_weight, motion_radius, track_radius, max_unchanged_tracks; then cfg and feature_block.
-GOODDRAG_DEFAULTS = [7, 10, 3, 4.0, 0.02, 0.2, 4, 12, 10]
+def gooddrag_real_image() -> list[dict]:
+    """The real-image template with GoodDrag: its LoRA steps, inversion strength, the alternation, then MasaCtrl."""
+    return drag_real_image(GOODDRAG)
 
 
-def gooddrag_real_image() -> dict:
-    """The real-image template with GoodDrag: 70 LoRA steps, inversion to 0.75, the alternation, then MasaCtrl."""
-    return drag_real_image(lora_steps=70, strength=0.75, drag_type="DragEdit_GoodDragLatentOptimize",
-                           drag_widgets=[RAISE_ARM_POINTS, *GOODDRAG_DEFAULTS, 1.0, -1])
+GENERATION_CFG = 7.5  # the generation's guidance, which the drag and the denoise of a generated image reuse
 
 
-def drag_generated_image() -> dict:
+def drag_generated_image() -> list[dict]:
     """Generate with DDIM and CFG, invert the result, drag and denoise with the same CFG (no LoRA, as the paper)."""
-    return build([
+    generated = replace(DRAGDIFFUSION, drag_node_settings=replace(DRAGDIFFUSION.drag_node_settings,
+                                                                  cfg=GENERATION_CFG),
+                        denoise=replace(DRAGDIFFUSION.denoise, cfg=GENERATION_CFG))
+    return [
         CHECKPOINT,
         text(4, [380, 40], "a photo of a cat sitting on a sofa", "Prompt"),
         text(5, [380, 220], "blurry, low quality", "Negative prompt"),
-        {"id": 2, "type": "EmptyLatentImage", "pos": [20, 260], "widgets": [512, 512, 1],
-         "outputs": [("LATENT", "LATENT")]},
+        {"id": 2, "type": "EmptyLatentImage", "pos": [20, 260],
+         "widgets": {"width": SIZE, "height": SIZE, "batch_size": 1}, "outputs": [("LATENT", "LATENT")]},
         {"id": 3, "type": "KSampler", "pos": [20, 420], "size": [315, 262],
-         "widgets": [65536, "fixed", 50, 7.5, "ddim", "ddim_uniform", 1.0],
+         "widgets": {"seed": 65536, "steps": DRAGDIFFUSION.inversion.steps, "cfg": GENERATION_CFG,
+                     "sampler_name": "ddim", "scheduler": "ddim_uniform", "denoise": 1.0},
          "inputs": {"model": ("MODEL", 1, 0), "positive": ("CONDITIONING", 4, 0), "negative": ("CONDITIONING", 5, 0),
                     "latent_image": ("LATENT", 2, 0)},
          "outputs": [("LATENT", "LATENT")]},
         {"id": 11, "type": "VAEDecode", "pos": [380, 420],
          "inputs": {"samples": ("LATENT", 3, 0), "vae": ("VAE", 1, 2)},
          "outputs": [("IMAGE", "IMAGE")]},
-        {"id": 6, "type": "DragEdit_DDIMInversion", "pos": [380, 560], "widgets": [50, 0.7, 1.0],
+        {"id": 6, "type": "DragEdit_DDIMInversion", "pos": [380, 560], "widgets": node_inputs(generated.inversion),
          "inputs": {"model": ("MODEL", 1, 0), "latent": ("LATENT", 3, 0), "positive": ("CONDITIONING", 4, 0)},
          "outputs": [("latent", "LATENT"), ("trajectory", "INVERSION_TRAJECTORY")]},
         *drag_tail(7, model=(1, 0), positive=(4, 0), negative=(5, 0), trajectory=(6, 1), image=(11, 0), mask=None,
-                   cfg=7.5, points=EXAMPLE_POINTS),
-    ])
+                   points=EXAMPLE_POINTS, method=generated),
+    ]
 
 
 WORKFLOWS = {"diffedit.json": diffedit, "drag_real_image.json": drag_real_image,
              "drag_generated_image.json": drag_generated_image, "gooddrag_real_image.json": gooddrag_real_image}
+
+
+def workflows(classes: dict) -> dict:
+    """Every template as its JSON text, by file name."""
+    return {name: json.dumps(build(make(), classes), indent=1) + "\n" for name, make in WORKFLOWS.items()}
+
 
 # Thumbnails for the template browser (same name, .jpg): drawn here, a sketch of what each template does.
 THUMB = (400, 300)
@@ -263,9 +301,14 @@ THUMBNAILS = {"diffedit.jpg": thumbnail_diffedit, "drag_real_image.jpg": thumbna
               "gooddrag_real_image.jpg": thumbnail_gooddrag_real_image}
 
 if __name__ == "__main__":
+    from tests.support import comfy_host
+
+    if not os.environ.get("COMFYUI_PATH"):
+        raise SystemExit("set COMFYUI_PATH to a ComfyUI checkout: the widgets' order is read from the node schemas")
+    classes = comfy_host.start(os.environ["COMFYUI_PATH"]).NODE_CLASS_MAPPINGS
     OUT.mkdir(exist_ok=True)
-    for name, make in WORKFLOWS.items():
-        (OUT / name).write_text(json.dumps(make(), indent=1) + "\n")
+    for name, content in workflows(classes).items():
+        (OUT / name).write_text(content)
         print("wrote", OUT / name)
     for name, draw_thumbnail in THUMBNAILS.items():
         draw_thumbnail().save(OUT / name, quality=85)

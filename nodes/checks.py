@@ -65,9 +65,10 @@ def drag_cfg(cfg: float) -> None:
 
 
 def upstream_inversion_steps(hidden, input_name: str) -> Optional[int]:
-    """The denoising steps of the trajectory ``input_name`` receives, read off the queued graph (``hidden``: a V3
-    node's ``cls.hidden`` with ``prompt`` and ``unique_id``): known when it comes straight from DDIM Inversion with
-    its steps and strength set on the node, else None (then the node checks when it runs)."""
+    """The denoising steps of the trajectory ``input_name`` receives, read off the running graph (``hidden``: a V3
+    node's ``cls.hidden`` with ``prompt`` and ``unique_id``, which ComfyUI fills when it executes, not when it
+    validates): known when it comes straight from DDIM Inversion with its steps and strength set on the node, else
+    None (then the node checks when it runs)."""
     prompt, node_id = getattr(hidden, "prompt", None), getattr(hidden, "unique_id", None)
     if not isinstance(prompt, dict) or node_id is None:
         return None

@@ -1,9 +1,11 @@
 """Drag Latent Optimize node: DragDiffusion's motion supervision and point tracking on the inverted latent.
 
 Also the run-time pieces both drag nodes share (the private-UNet run, previews, outputs); GoodDrag's node uses them.
-Both drag nodes take ``model``, ``trajectory`` (and ``latent``) lazily and run asynchronously: ComfyUI starts a ready
-asynchronous node before the others, so their ``check_lazy_status`` checks the picture and the points before the
-LoRA training and the inversion upstream are computed (a typo in the points costs nothing).
+Both drag nodes take ``model``, ``trajectory`` (and ``latent``) lazily, and their ``check_lazy_status`` checks the
+picture, the points and the mask before asking for them.  They are output nodes (their result, the tracked handles on
+the picture, shows on the node): ComfyUI runs a ready output node, and the nodes up to two links before one, ahead
+of the others, so the check comes before the LoRA training and the inversion upstream (a typo in the points costs
+nothing; ``tests/host/test_early_checks.py`` runs the templates so).
 """
 import comfy.utils
 from comfy_api.latest import io, ui
@@ -92,6 +94,7 @@ class DragLatentOptimize(io.ComfyNode):
             category="image editing",
             description="DragDiffusion: moves image content from handle points to target points by optimising the "
                         "inverted latent (motion supervision on UNet decoder features, point tracking, mask term).",
+            is_output_node=True,
             inputs=[
                 io.Model.Input("model", lazy=True, tooltip="The model used for the inversion (the LoRA-tuned "
                                                            "clone)."),
@@ -149,9 +152,8 @@ class DragLatentOptimize(io.ComfyNode):
         return check_before_model(inputs)
 
     @classmethod
-    async def execute(cls, model, positive, trajectory, image, drag_points, steps, learning_rate, mask_weight, cfg,
-                      feature_block, motion_radius, track_radius, negative=None, mask=None,
-                      latent=None) -> io.NodeOutput:
+    def execute(cls, model, positive, trajectory, image, drag_points, steps, learning_rate, mask_weight, cfg,
+                feature_block, motion_radius, track_radius, negative=None, mask=None, latent=None) -> io.NodeOutput:
         setup = prepare_drag(model, positive, trajectory, image, drag_points, cfg, feature_block, negative, mask,
                              latent)
         settings = DragDiffusionSettings(steps=steps, learning_rate=learning_rate, mask_weight=mask_weight,

@@ -30,6 +30,7 @@ class GoodDragLatentOptimize(io.ComfyNode):
             description="GoodDrag: alternates a few drag updates with one denoising step over the first steps "
                         "(AlDD), supervising against the original handle features with a bounded step. Its latent "
                         "carries the step it stopped at; Latent MasaCtrl Denoise continues from there.",
+            is_output_node=True,  # see nodes/drag.py
             inputs=[
                 io.Model.Input("model", lazy=True, tooltip="The model used for the inversion (the LoRA-tuned "
                                                            "clone)."),
@@ -79,24 +80,22 @@ class GoodDragLatentOptimize(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, drag_points, drag_end_step) -> bool | str:
-        """At queue time: the points' JSON, and drag_end_step against a DDIM Inversion upstream whose steps and
-        strength are set on the node (read off the queued graph)."""
-        encoded = checks.upstream_inversion_steps(cls.hidden, "trajectory")
-        if encoded is not None and drag_end_step is not None:
-            message = checks.at_queue(lambda step: check_drag_end_step(step, encoded), drag_end_step)
-            if message is not True:
-                return message
+    def validate_inputs(cls, drag_points) -> bool | str:
         return checks.at_queue(read_drag_points, drag_points)
 
     @classmethod
     def check_lazy_status(cls, **inputs) -> list:
+        """Before the model and the trajectory exist: also drag_end_step against the DDIM Inversion the trajectory
+        comes from, whose steps and strength are on the running graph."""
+        encoded = checks.upstream_inversion_steps(cls.hidden, "trajectory")
+        if encoded is not None and isinstance(inputs.get("drag_end_step"), int):
+            check_drag_end_step(inputs["drag_end_step"], encoded)
         return check_before_model(inputs)
 
     @classmethod
-    async def execute(cls, model, positive, trajectory, image, drag_points, drag_end_step, tracks_per_step,
-                      max_updates_per_track, step_bound, learning_rate, mask_weight, motion_radius, track_radius,
-                      max_unchanged_tracks, cfg, feature_block, negative=None, mask=None) -> io.NodeOutput:
+    def execute(cls, model, positive, trajectory, image, drag_points, drag_end_step, tracks_per_step,
+                max_updates_per_track, step_bound, learning_rate, mask_weight, motion_radius, track_radius,
+                max_unchanged_tracks, cfg, feature_block, negative=None, mask=None) -> io.NodeOutput:
         setup = prepare_drag(model, positive, trajectory, image, drag_points, cfg, feature_block, negative, mask)
         check_drag_end_step(drag_end_step, trajectory.encoded_steps)
         settings = GoodDragSettings(

@@ -90,6 +90,16 @@ def test_mean_distance_is_zero_for_an_identity_edit():
     assert distances == [10.0, pytest.approx(diagonal)] and mean == pytest.approx((10 + diagonal) / 2)
 
 
+def test_a_handle_on_the_far_edges_is_read_at_the_last_pixel():
+    """Issue 17, defect 2: drag_points accepts the continuous extent [0, W] x [0, H]; a handle at x = W or y = H is
+    read at the last column or row (it raised IndexError)."""
+    from core.dragbench import match_points
+
+    features = _feature_image()  # 56 wide, 40 high
+    matched = match_points(features, features, [[56, 12], [20, 40], [56, 40], [55.6, 39.7]], (40, 56))
+    assert matched == [[55, 12], [20, 39], [55, 39], [55, 39]]
+
+
 def test_mean_distance_equals_a_known_translation():
     import torch
 

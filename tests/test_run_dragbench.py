@@ -180,6 +180,28 @@ def test_resume_runs_only_the_unfinished_samples_and_the_summary_is_the_mean_of_
     assert f"| **all** | 5 | 9 | {summary['all']['mean_distance']:.2f} |" in table
 
 
+def test_a_finished_run_resumed_with_a_smaller_limit_sums_up_those_samples_and_succeeds(bench, tmp_path, servers,
+                                                                                       capsys):
+    """Issue 17, defect 3: the exit code and the summary cover the samples this run selected."""
+    out = tmp_path / "out"
+    assert run(bench, out, servers()) == 0
+    again = servers()
+    assert run(bench, out, again, extra=["--limit", "2"]) == 0 and again.prompts == []
+    summary = json.loads((out / runner.SUMMARY_JSON).read_text())
+    assert summary["all"]["samples"] == 2 and summary["all"]["pairs"] == 1 + 2
+    assert "2 samples, 3 pairs" in capsys.readouterr().out
+
+
+def test_a_perfect_mean_distance_is_reported_as_zero(bench, tmp_path, servers, capsys, monkeypatch):
+    """Issue 17, defect 3: MD 0 (every handle's content on its target) is a figure, not a missing one."""
+    monkeypatch.setitem(globals(), "figures", lambda sample: {
+        "distances": [0.0], "image_fidelity": 1.0, "seconds": 1.0, "peak_bytes": 2 ** 30})
+    out = tmp_path / "out"
+    assert run(bench, out, servers(), extra=["--limit", "1"]) == 0
+    assert "MD 0.00, 1-LPIPS 1.000" in capsys.readouterr().out
+    assert "| **all** | 1 | 1 | 0.00 | 1.000 |" in (out / runner.SUMMARY_MD).read_text()
+
+
 def test_the_prompt_is_the_method_graph_with_the_settings_and_overrides(bench, tmp_path, servers):
     server = servers()
     assert run(bench, tmp_path / "out", server, extra=["--limit", "1", "--method", "gooddrag", "--metric-checkpoint",

@@ -13,11 +13,11 @@ and peak memory per sample, overall and per category.
 
 The benchmark folder must be inside each server's input folder (``--bench-on-server`` says where, relative to it);
 ``--bench`` is the same folder as this machine sees it, to list the samples.  Only the standard library is used
-here, so the runner works from any machine that reaches the servers.
+here (and the pack's settings module, which needs nothing else), so the runner works from any machine that reaches
+the servers.
 """
 import argparse
 import json
-import math
 import queue
 import sys
 import threading
@@ -28,36 +28,27 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from core.settings import DRAGDIFFUSION, GOODDRAG_DRAGBENCH, MEAN_DISTANCE, node_inputs
+
 IMAGE_FILE, META_FILE = "original_image.png", "meta_data.pkl"
 RESULTS, SUMMARY_JSON, SUMMARY_MD, RUN = "results.jsonl", "summary.json", "summary.md", "run.json"
 GIB = 2 ** 30
 
-# Node settings per method, by stage and input name: the papers' DragBench settings (DragDiffusion's defaults;
-# GoodDrag's bench_gooddrag.py: its UI defaults with lam 0.1 and max_track_no_change 5).  --set overrides any.
-LORA = {"steps": 80, "learning_rate": 5e-4, "rank": 16, "batch_size": 4, "training_seed": 0, "save_name": "",
-        "overwrite": False}
-DENOISE = {"start_step": 0, "start_layer": -1, "cfg": 1.0}
-METHODS = {
-    "dragdiffusion": {
-        "drag_node": "DragEdit_DragLatentOptimize",
-        "lora": LORA,
-        "inversion": {"steps": 50, "strength": 0.7, "cfg": 1.0},
-        "drag": {"steps": 80, "learning_rate": 0.01, "mask_weight": 0.1, "cfg": 1.0, "feature_block": -1,
-                 "motion_radius": 1, "track_radius": 3},
-        "denoise": DENOISE,
-    },
-    "gooddrag": {
-        "drag_node": "DragEdit_GoodDragLatentOptimize",
-        "lora": {**LORA, "steps": 70},
-        "inversion": {"steps": 50, "strength": 0.75, "cfg": 1.0},
-        "drag": {"drag_end_step": 7, "drags_per_step": 10, "max_drags_per_track": 3, "step_bound": 4.0,
-                 "learning_rate": 0.02, "mask_weight": 0.1, "motion_radius": 4, "track_radius": 12,
-                 "max_unchanged_tracks": 5, "cfg": 1.0, "feature_block": -1},
-        "denoise": DENOISE,
-    },
-}
-MEAN_DISTANCE = {"timestep": 261, "ensemble": 8, "seed": 42, "feature_block": -1}  # the protocol's DIFT settings
+# The methods as their papers ran DragBench (core/settings.py: DragDiffusion's defaults; GoodDrag's bench_gooddrag.py)
+# and the node that runs each one's drag.  --set overrides any node input.
+METHODS = {"dragdiffusion": (DRAGDIFFUSION, "DragEdit_DragLatentOptimize"),
+           "gooddrag": (GOODDRAG_DRAGBENCH, "DragEdit_GoodDragLatentOptimize")}
 STAGES = ("lora", "inversion", "drag", "denoise", "mean_distance")
+
+
+def method_inputs(method: str) -> dict:
+    """Every stage's node inputs for ``method``, by stage and input name."""
+    settings, _ = METHODS[method]
+    return {"lora": {**node_inputs(settings.lora), "save_name": "", "overwrite": False},
+            "inversion": node_inputs(settings.inversion),
+            "drag": {**node_inputs(settings.drag), **node_inputs(settings.drag_node_settings)},
+            "denoise": node_inputs(settings.denoise),
+            "mean_distance": node_inputs(MEAN_DISTANCE)}  # the protocol's DIFT settings
 
 
 class RunError(Exception):
@@ -107,11 +98,10 @@ def parse_overrides(pairs: list[str]) -> dict:
 def configuration(method: str, checkpoint: str, metric_checkpoint: str, loader: str, fidelity: bool,
                   overrides: dict) -> dict:
     """Everything that decides a sample's result; a resumed run must have the same."""
-    base = {**METHODS[method], "mean_distance": MEAN_DISTANCE}
-    stages = {stage: dict(base[stage]) for stage in STAGES}
+    stages = method_inputs(method)
     for stage, values in overrides.items():
         stages[stage].update(values)
-    return {"method": method, "drag_node": base["drag_node"], "checkpoint": checkpoint,
+    return {"method": method, "drag_node": METHODS[method][1], "checkpoint": checkpoint,
             "metric_checkpoint": metric_checkpoint, "loader": loader, "image_fidelity": fidelity, "settings": stages}
 
 
@@ -342,10 +332,12 @@ def summarize(rows: list[dict], config: dict) -> dict:
             "devices": sorted({row["device"] for row in done if row.get("device")})}
 
 
-def summary_markdown(summary: dict) -> str:
-    def cell(value, digits):
-        return "-" if value is None else f"{value:.{digits}f}"
+def _cell(value, digits: int) -> str:
+    """A figure as the table shows it: ``-`` where there is none (0 is a figure)."""
+    return "-" if value is None else f"{value:.{digits}f}"
 
+
+def summary_markdown(summary: dict) -> str:
     lines = [f"# DragBench: {summary['method']} on {summary['checkpoint']}", "",
              f"Mean Distance with {summary['metric_checkpoint']} (pixels, lower is better; over all point pairs), "
              "1 - LPIPS (AlexNet; higher keeps more of the original), seconds and peak memory per sample"
@@ -354,9 +346,9 @@ def summary_markdown(summary: dict) -> str:
              "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for name, figures in [*summary["categories"].items(), ("**all**", summary["all"])]:
         lines.append(f"| {name or '-'} | {figures['samples']} | {figures['pairs']} | "
-                     f"{cell(figures['mean_distance'], 2)} | {cell(figures['image_fidelity'], 3)} | "
-                     f"{cell(figures['seconds'], 1)} | {cell(figures['peak_gib_mean'], 2)} | "
-                     f"{cell(figures['peak_gib_max'], 2)} |")
+                     f"{_cell(figures['mean_distance'], 2)} | {_cell(figures['image_fidelity'], 3)} | "
+                     f"{_cell(figures['seconds'], 1)} | {_cell(figures['peak_gib_mean'], 2)} | "
+                     f"{_cell(figures['peak_gib_max'], 2)} |")
     if summary["failed"]:
         lines += ["", f"Failed (tried again on the next run): {', '.join(summary['failed'])}"]
     return "\n".join(lines) + "\n"
@@ -472,13 +464,13 @@ def run(args) -> int:
                 if row is not None:
                     log.write(json.dumps(row) + "\n")
                     rows.append(row)
-    summary = write_summary(out, rows, config)
+    selected = {sample.name for sample in samples}  # a run with --limit sums up its own samples only
+    summary = write_summary(out, [row for row in rows if row["sample"] in selected], config)
     figures = summary["all"]
-    print(f"{figures['samples']} samples, {figures['pairs']} pairs: MD {figures['mean_distance'] or math.nan:.2f}, "
-          f"1-LPIPS {figures['image_fidelity'] or math.nan:.3f}; {len(summary['failed'])} failed -> "
+    print(f"{figures['samples']} samples, {figures['pairs']} pairs: MD {_cell(figures['mean_distance'], 2)}, "
+          f"1-LPIPS {_cell(figures['image_fidelity'], 3)}; {len(summary['failed'])} failed -> "
           f"{out / SUMMARY_MD}", flush=True)
-    unfinished = total - figures["samples"]
-    return 1 if stop.is_set() or unfinished else 0
+    return 1 if stop.is_set() or figures["samples"] < len(selected) else 0
 
 
 def main(argv=None) -> int:

@@ -1,7 +1,5 @@
 """The pack's modules as ComfyUI imported them (under the custom-node folder's name): the one import path of the
 host tests, so a class or a monkeypatch is always the one the nodes use."""
-import asyncio
-import inspect
 import sys
 
 import torch
@@ -9,12 +7,6 @@ import torch
 
 def pack_module(suffix: str):
     return next(m for name, m in sys.modules.items() if name.endswith(suffix) and "drag-diffedit" in name)
-
-
-def run_node(node_class, *args, **kwargs):
-    """``node_class.execute(...)``, awaited when the node runs asynchronously (the drag nodes do)."""
-    result = node_class.execute(*args, **kwargs)
-    return asyncio.run(result) if inspect.iscoroutine(result) else result
 
 
 def hand_made_trajectory(model, latent_hw=(16, 16)):

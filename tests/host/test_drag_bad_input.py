@@ -4,7 +4,7 @@ import json
 import pytest
 import torch
 
-from .pack import hand_made_trajectory, run_node
+from .pack import hand_made_trajectory
 
 GOOD = json.dumps([{"handle": [10, 10], "target": [20, 20]}])
 
@@ -13,7 +13,7 @@ def drag(nodes, tiny, points=GOOD, picture=None, mask=None, latent=None, model=N
     model = model or tiny.make_model("sd1")
     trajectory = trajectory or hand_made_trajectory(model)
     picture = torch.rand(1, 128, 128, 3) if picture is None else picture
-    return run_node(nodes["DragEdit_DragLatentOptimize"], model, tiny.conditioning(), trajectory, picture, points, 5,
+    return nodes["DragEdit_DragLatentOptimize"].execute(model, tiny.conditioning(), trajectory, picture, points, 5,
                     0.01, 0.1, cfg, -1, 1, 3, mask=mask, latent=latent)
 
 
@@ -69,7 +69,7 @@ def test_out_of_range_layer_block_and_step(tiny, no_model_calls):
     with pytest.raises(ValueError, match="start_step 2 is past the 2 denoising steps"):
         masactrl.execute(model, tiny.conditioning(), trajectory, latent, 2, -1, 1.0)
     with pytest.raises(ValueError, match="feature_block 9 is out of range"):
-        run_node(no_model_calls["DragEdit_DragLatentOptimize"], model, tiny.conditioning(), trajectory,
+        no_model_calls["DragEdit_DragLatentOptimize"].execute(model, tiny.conditioning(), trajectory,
                  torch.rand(1, 128, 128, 3), GOOD, 5, 0.01, 0.1, 1.0, 9, 1, 3)
 
 

@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 
-from .pack import pack_module, run_node
+from .pack import pack_module
 
 IMAGE_PX = 128  # tiny latents are 16x16
 POINTS = json.dumps([{"handle": [40, 44], "target": [64, 60]}, {"handle": [100, 96], "target": [90, 80]}])
@@ -26,7 +26,7 @@ def invert(comfy, model, latent, steps=10, strength=0.7):
 def drag(comfy, model, cond, trajectory, picture, points=POINTS, steps=6, **kwargs):
     options = dict(learning_rate=0.05, mask_weight=0.1, cfg=1.0, feature_block=-1, motion_radius=1, track_radius=3)
     options.update(kwargs)
-    return run_node(node(comfy, "DragEdit_DragLatentOptimize"), model, cond, trajectory, picture, points, steps,
+    return node(comfy, "DragEdit_DragLatentOptimize").execute(model, cond, trajectory, picture, points, steps,
                     **options).args
 
 

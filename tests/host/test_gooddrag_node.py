@@ -4,7 +4,7 @@ import json
 import pytest
 import torch
 
-from .pack import hand_made_trajectory, pack_module, run_node
+from .pack import hand_made_trajectory, pack_module
 from .test_drag_nodes import IMAGE_PX, POINTS, image, invert, masactrl, node
 
 FAST = dict(drag_end_step=2, tracks_per_step=2, max_updates_per_track=2, step_bound=4.0, learning_rate=0.05,
@@ -13,7 +13,7 @@ OTHER_POINTS = json.dumps([{"handle": [40, 44], "target": [30, 70]}, {"handle": 
 
 
 def gooddrag(comfy, model, cond, trajectory, picture, points=POINTS, **settings):
-    return run_node(node(comfy, "DragEdit_GoodDragLatentOptimize"), model, cond, trajectory, picture, points,
+    return node(comfy, "DragEdit_GoodDragLatentOptimize").execute(model, cond, trajectory, picture, points,
                     **dict(FAST, **settings)).args
 
 
@@ -120,12 +120,11 @@ def test_gooddrag_cancel_leaves_the_shared_model_untouched(comfy, tiny):
 def test_bad_settings_are_refused_before_the_model(tiny, no_model_calls, settings, message):
     model = tiny.make_model("sd1")
     with pytest.raises(ValueError, match=message):
-        run_node(no_model_calls["DragEdit_GoodDragLatentOptimize"], model, tiny.conditioning(),
+        no_model_calls["DragEdit_GoodDragLatentOptimize"].execute(model, tiny.conditioning(),
                  hand_made_trajectory(model), torch.rand(1, 128, 128, 3), POINTS, **dict(FAST, **settings))
 
 
 def test_points_are_checked_at_queue_time(comfy):
     validate = comfy.NODE_CLASS_MAPPINGS["DragEdit_GoodDragLatentOptimize"].validate_inputs
-    assert validate(drag_points=POINTS, drag_end_step=7) is True
-    assert validate(drag_points=None, drag_end_step=7) is True
-    assert "drag_points has no pairs" in validate(drag_points="[]", drag_end_step=7)
+    assert validate(drag_points=POINTS) is True and validate(drag_points=None) is True
+    assert "drag_points has no pairs" in validate(drag_points="[]")

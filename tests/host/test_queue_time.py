@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from tests.support.workflow_api import to_api_prompt
+
 from . import server
-from .workflow_api import to_api_prompt
 
 WORKFLOW = Path(__file__).resolve().parents[2] / "workflows" / "drag_real_image.json"
 DRAG, LORA = "DragEdit_DragLatentOptimize", "DragEdit_LoRAIdentityTune"
@@ -108,3 +109,4 @@ def test_drag_cfg_below_one_is_refused_at_queue_time(running, prompt):
     assert status == 400 and list(body["node_errors"]) == [node_id], body
     (error,) = body["node_errors"][node_id]["errors"]
     assert error["message"] == "Value 0.5 smaller than min of 1.0" and error["details"] == "cfg"
+

@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.workflow_api import to_api_prompt
+
 from . import server
 from .test_queue_time import _get, _post_prompt
-from .workflow_api import to_api_prompt
 
 WORKFLOWS = Path(__file__).resolve().parents[2] / "workflows"
 NAMES = ["diffedit", "drag_real_image", "drag_generated_image", "gooddrag_real_image"]
@@ -63,3 +64,12 @@ def test_templates_queue_from_the_real_frontend(stock):
     assert summary["ok"] and not failed, (failed, summary.get("exception"))
     for name in ("drag_real_image", "gooddrag_real_image"):
         assert summary["checks"][f"{name}_editor_shows_512px"]["detail"] == {"width": 512, "height": 512}
+
+
+def test_the_templates_are_what_the_generator_writes(comfy):
+    """The shipped JSON is the generator's output: every default in it comes from core/settings.py by name."""
+    from dev.make_workflows import workflows
+
+    for name, content in workflows(comfy.NODE_CLASS_MAPPINGS).items():
+        assert (WORKFLOWS / name).read_text() == content, \
+            f"{name} is stale: run COMFYUI_PATH=/path/to/ComfyUI python -m dev.make_workflows"

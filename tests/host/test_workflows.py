@@ -8,8 +8,7 @@ import pytest
 from PIL import Image
 
 from tests.support import comfy_host
-
-from .workflow_api import to_api_prompt
+from tests.support.workflow_api import to_api_prompt
 
 WORKFLOWS = Path(__file__).resolve().parents[2] / "workflows"
 
