@@ -64,14 +64,12 @@ def _schedule(backend, config):
 
 def stage_lora(config: dict) -> dict:
     unet, cond, clean = build_unet(config)
-    settings = DRAGDIFFUSION.lora
+    settings = replace(DRAGDIFFUSION.lora, steps=config["lora_steps"])
     params = inject_lora(unet, rank=settings.rank)  # in place: this process owns the UNet
     backend = DiffusersUNetDenoiser(unet, SD_SCHEDULER_CONFIG)
     with Meter(clean.device) as meter:
         losses = train_identity_lora(backend.denoiser(cond), params, clean, backend.sigma_table.to(clean.device),
-                                     steps=config["lora_steps"], lr=settings.learning_rate,
-                                     batch=settings.batch_size,
-                                     loss_scaling=unet.dtype == torch.float16)
+                                     settings, loss_scaling=unet.dtype == torch.float16)
     return {"lora_identity_tune": meter.figures(steps=config["lora_steps"],
                                                 per_step_s=round(meter.seconds / config["lora_steps"], 4),
                                                 finite=all(v == v for v in losses))}

@@ -14,6 +14,8 @@ from typing import Callable, Optional
 
 import torch
 
+from .settings import LoraSettings
+
 TARGET_MODULES = ["to_q", "to_k", "to_v", "to_out.0"]
 ADAPTER = "default"
 
@@ -80,17 +82,18 @@ def diffusion_loss(denoise: Callable, x0: torch.Tensor, noise: torch.Tensor, sig
 
 
 def train_identity_lora(denoise: Callable, params: list[torch.nn.Parameter], x0: torch.Tensor,
-                        sigma_table: torch.Tensor, *, steps: int = 80, lr: float = 5e-4, batch: int = 4,
-                        seed: int = 0, prediction: str = "epsilon", loss_scaling: bool = False,
+                        sigma_table: torch.Tensor, settings: LoraSettings = LoraSettings(), *,
+                        prediction: str = "epsilon", loss_scaling: bool = False,
                         callback: Optional[Callable[[int, float], None]] = None,
                         check_interrupt: Optional[Callable[[], None]] = None) -> list[float]:
     """Fit ``params`` so that ``denoise`` reconstructs ``x0`` (one image, ``[1, C, H, W]``) at random noise levels.
 
-    Each step draws noise ~ N(0, I) and a timestep per sample, uniform over
-    ``sigma_table``, from a CPU generator seeded with ``seed``.  The image is
-    encoded once (the LATENT): no VAE work per step.  ``loss_scaling``:
-    ``torch.amp.GradScaler`` as the reference, for fp16 UNets.  Returns the loss per step.
+    ``settings.steps`` AdamW steps at ``settings.learning_rate``; each draws noise ~ N(0, I) and a timestep for
+    each of ``settings.batch_size`` copies of the image, uniform over ``sigma_table``, from a CPU generator seeded
+    with ``settings.training_seed``.  The image is encoded once (the LATENT): no VAE work per step.
+    ``loss_scaling``: ``torch.amp.GradScaler`` as the reference, for fp16 UNets.  Returns the loss per step.
     """
+    steps, lr, batch, seed = settings.steps, settings.learning_rate, settings.batch_size, settings.training_seed
     if x0.shape[0] != 1:
         raise ValueError(f"identity tuning takes one image latent, got a batch of {x0.shape[0]}")
     generator = torch.Generator().manual_seed(seed)

@@ -10,7 +10,7 @@ from comfy_api.latest import io
 
 from ..core.lora import inject_lora, kohya_state_dict, train_identity_lora
 from ..core.preview import loss_curve_image
-from ..core.settings import DRAGDIFFUSION
+from ..core.settings import DRAGDIFFUSION, LoraSettings
 from . import backend, checks, lora_file
 from .unet_hooks import PrivateUNet
 
@@ -102,8 +102,9 @@ class LoRAIdentityTune(io.ComfyNode):
             state = saved
         if state is None:
             started = time.perf_counter()
-            state = cls._train(model, positive, samples, prediction, steps, learning_rate, rank, batch_size,
-                               training_seed)
+            state = cls._train(model, positive, samples, prediction,
+                               LoraSettings(steps=steps, learning_rate=learning_rate, rank=rank,
+                                            batch_size=batch_size, training_seed=training_seed))
             logging.info("LoRA Identity Tune: trained in %.1f s", time.perf_counter() - started)
         lora_file.remember(digest, state)
 
@@ -116,8 +117,8 @@ class LoRAIdentityTune(io.ComfyNode):
         return io.NodeOutput(out_model, lora_name)
 
     @staticmethod
-    def _train(model, positive, samples, prediction, steps, learning_rate, rank, batch_size, training_seed) -> dict:
-        table = backend.sigma_table(model)
+    def _train(model, positive, samples, prediction, settings: LoraSettings) -> dict:
+        table, steps = backend.sigma_table(model), settings.steps
         private = PrivateUNet()
         tuned = private.attach(model)
         progress = comfy.utils.ProgressBar(steps)
@@ -129,18 +130,17 @@ class LoRAIdentityTune(io.ComfyNode):
 
         def body(denoise, x):
             unet = private.materialize(tuned)
-            params = inject_lora(unet, rank, seed=training_seed)
-            losses = train_identity_lora(denoise, params, x, table, steps=steps, lr=learning_rate, batch=batch_size,
-                                         seed=training_seed, prediction=prediction,
+            params = inject_lora(unet, settings.rank, seed=settings.training_seed)
+            losses = train_identity_lora(denoise, params, x, table, settings, prediction=prediction,
                                          loss_scaling=backend.needs_loss_scaling(model), callback=report,
                                          check_interrupt=backend.check_interrupt)
             return x, (kohya_state_dict(unet), losses)
 
         try:
             _, (state, losses) = backend.run_guided(tuned, positive, None, 1.0, samples, table.flip(0), body,
-                                                    seed=training_seed, autograd=True)
+                                                    seed=settings.training_seed, autograd=True)
         finally:
             private.release()
         logging.info("LoRA Identity Tune: %d steps, loss %.4f -> %.4f (rank %d, %d modules)", steps, losses[0],
-                     losses[-1], rank, len(state) // 3)
+                     losses[-1], settings.rank, len(state) // 3)
         return state

@@ -12,6 +12,7 @@ from peft.tuners.lora import LoraLayer
 
 from core.backends.diffusers_unet import DiffusersUNetDenoiser
 from core.lora import diffusion_loss, inject_lora, kohya_state_dict, train_identity_lora
+from core.settings import LoraSettings
 from tests.support.tiny_models import scheduler_config, text_embedding, tiny_unet
 
 SHAPE = (1, 4, 16, 16)
@@ -82,7 +83,8 @@ def test_training_lowers_the_loss_on_a_held_out_batch():
 
     before = held_out_loss()
     steps_seen = []
-    losses = train_identity_lora(denoise, params, x0, backend.sigma_table, steps=30, lr=1e-2, batch=4,
+    losses = train_identity_lora(denoise, params, x0, backend.sigma_table,
+                                 LoraSettings(steps=30, learning_rate=1e-2, batch_size=4),
                                  callback=lambda step, loss: steps_seen.append(step))
     after = held_out_loss()
 
@@ -103,7 +105,8 @@ def test_training_is_seeded_and_stops_when_interrupted():
                 raise InterruptedError("cancelled")
 
         losses = train_identity_lora(backend.denoiser(text_embedding("a")), params, seeded(SHAPE, 1),
-                                     backend.sigma_table, steps=3, batch=2, seed=5, check_interrupt=check)
+                                     backend.sigma_table, LoraSettings(steps=3, batch_size=2, training_seed=5),
+                                     check_interrupt=check)
         return losses, unet
 
     first, _ = run()

@@ -187,8 +187,9 @@ def run(args) -> dict:
             if step + 1 == lora_steps or (step + 1) % max(1, lora_steps // 4) == 0:
                 print(f"  lora: {step + 1}/{lora_steps} loss {loss:.4f}", file=sys.stderr, flush=True)
 
+        settings = replace(DRAGDIFFUSION.lora, steps=lora_steps, rank=args.lora_rank, training_seed=args.seed)
         losses = train_identity_lora(tuned_backend.denoiser(cond), params, latent,
-                                     tuned_backend.sigma_table.to(device), steps=lora_steps, seed=args.seed,
+                                     tuned_backend.sigma_table.to(device), settings,
                                      prediction=tuned_backend.prediction_type, callback=report)
         tuned.requires_grad_(False)
         backend = tuned_backend  # inversion, drag and MasaCtrl run on the tuned UNet
