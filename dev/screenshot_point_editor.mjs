@@ -27,21 +27,16 @@ const repo = path.resolve(here, "..");
 createRequire(path.join(repo, "web", "package.json")).resolve("playwright-core");
 const helpers = await import(pathToFileURL(path.join(repo, "web", "tests", "frontend", "comfy_page.mjs")).href);
 const {
-  NODE_CLASS, editorInfo, exposeEditorState, focusNodes, imageToPage, loadWorkflow, minimalWorkflow, openComfy,
+  NODE_CLASS, arg, editorInfo, exposeEditorState, focusNodes, imageToPage, loadWorkflow, minimalWorkflow, openComfy,
+  serverAndBrowser,
 } = helpers;
 
-function arg(name, dflt) {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 && i + 1 < process.argv.length ? process.argv[i + 1] : dflt;
-}
-
-const URL_ = arg("url", process.env.COMFY_URL || "http://127.0.0.1:8199/");
+const { url: URL_, chromium: CHROMIUM } = serverAndBrowser("http://127.0.0.1:8199/");
 const UPLOAD = arg("upload", null);
 const DEFAULT_WORKFLOW = path.join(repo, "workflows", "drag_real_image.json");
 const WORKFLOW = arg("workflow", fs.existsSync(DEFAULT_WORKFLOW) ? DEFAULT_WORKFLOW : null);
 const OUT = path.resolve(repo, arg("out", "docs/images/drag_point_editor.png"));
 const MALFORMED_OUT = arg("malformed-out", null);
-const CHROMIUM = arg("chromium", process.env.CHROMIUM_PATH || "/usr/bin/chromium");
 const PAIRS = arg("pairs", "150,262>232,200;345,300>395,330;412,92>350,64")
   .split(";")
   .map((s) => s.split(">").map((p) => p.split(",").map(Number)))

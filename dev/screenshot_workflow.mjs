@@ -18,23 +18,16 @@ import { fileURLToPath } from "node:url";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { quietSettings } from "../web/tests/frontend/comfy_page.mjs";
+import { OURS, arg, closeDialogs, quietSettings, serverAndBrowser } from "../web/tests/frontend/comfy_page.mjs";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const repo = path.resolve(here, "..");
 const require = createRequire(path.join(repo, "web", "package.json"));
 const { chromium } = require("playwright-core");
 
-function arg(name, dflt) {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 && i + 1 < process.argv.length ? process.argv[i + 1] : dflt;
-}
-
-const URL_ = arg("url", process.env.COMFY_URL || "http://127.0.0.1:8199/");
+const { url: URL_, chromium: CHROMIUM } = serverAndBrowser("http://127.0.0.1:8199/");
 const WORKFLOW = path.resolve(repo, arg("workflow", "workflows/diffedit.json"));
 const OUT = path.resolve(repo, arg("out", "docs/images/diffedit_workflow.png"));
-const CHROMIUM = arg("chromium", process.env.CHROMIUM || "/usr/bin/chromium");
-const OURS = /DragEdit|drag[-_ ]?diffedit|drag_points/i;
 
 const workflow = JSON.parse(fs.readFileSync(WORKFLOW, "utf8"));
 const ourIds = workflow.nodes.filter((n) => n.type.startsWith("DragEdit_")).map((n) => String(n.id));
@@ -183,16 +176,6 @@ async function main() {
     fs.rmSync(userDataDir, { recursive: true, force: true });
   }
   process.exit(failed ? 1 : 0);
-}
-
-async function closeDialogs(page) {
-  for (let i = 0; i < 3; i++) {
-    const closers = page.locator(".p-dialog .p-dialog-close-button, .p-dialog-header-close");
-    const n = await closers.count();
-    if (!n) break;
-    for (let j = 0; j < n; j++) await closers.nth(j).click({ timeout: 2000 }).catch(() => {});
-    await page.waitForTimeout(300);
-  }
 }
 
 main().catch((e) => {

@@ -202,8 +202,20 @@ def chw_to_pil(chw: torch.Tensor):
     return Image.fromarray(array[..., 0] if array.shape[2] == 1 else array)
 
 
-def run(args) -> dict:
+def load_backend(args, device):
+    """``(backend, vae, scheduler config, encode_text, dtype)``: the model of ``--model`` (or the tiny one) with its
+    UNet as a sigma-space denoiser."""
     from core.backends.diffusers_unet import DiffusersUNetDenoiser
+
+    print(f"loading {'tiny random model' if args.model is None else args.model} on {device}", file=sys.stderr)
+    unet, vae, config, encode_text, dtype = load_models(args, device)
+    try:
+        return DiffusersUNetDenoiser(unet, config), vae, config, encode_text, dtype
+    except ValueError as error:
+        raise BadInput(f"--model {args.model}: {error}") from error
+
+
+def run(args) -> dict:
     from core.ddim import ddim_invert, ddim_sample
     from core.diffedit import diffedit_mask, masked_ddim_decode
     from core.schedules import ddim_sigmas, encoded_steps
@@ -214,12 +226,7 @@ def run(args) -> dict:
     timings, lap = stages.timings, stages.lap
 
     image = input_image(args, size)
-    print(f"loading {'tiny random model' if args.model is None else args.model} on {device}", file=sys.stderr)
-    unet, vae, config, encode_text, dtype = load_models(args, device)
-    try:
-        backend = DiffusersUNetDenoiser(unet, config)
-    except ValueError as error:
-        raise BadInput(f"--model {args.model}: {error}") from error
+    backend, vae, config, encode_text, dtype = load_backend(args, device)
     query, reference, empty = (encode_text(t).to(device) for t in (args.query, args.reference, ""))
     lap("load")
 
@@ -301,28 +308,44 @@ def run(args) -> dict:
     return summary
 
 
+def findings(summary: dict) -> list[str]:
+    change = summary["latent_change"]
+    inside = "n/a" if change["inside_mask_mean_abs"] is None else f"{change['inside_mask_mean_abs']:.4g}"
+    return [f"mask covers {summary['mask_coverage']:.1%}; mean |latent change| inside {inside}, "
+            f"outside {change['outside_mask_mean_abs']} (exactly 0.0 by construction)"]
+
+
 def main(argv=None) -> int:
-    args = parse_args(argv)
+    return command(argv, parse_args, check_args, run, "DiffEdit", findings)
+
+
+def command(argv, parse, check, run_demo, method: str, describe, autograd: bool = False) -> int:
+    """A demo's command line: exit 0 with a report, or 2 with the reason for bad arguments.  ``autograd``: the
+    demo trains or optimises, so it runs under ``no_grad`` (its loops enable grad) instead of inference mode."""
+    args = parse(argv)
     try:
-        check_args(args)
-        with torch.inference_mode():
-            summary = run(args)
+        check(args)
+        with torch.no_grad() if autograd else torch.inference_mode():
+            summary = run_demo(args)
     except BadInput as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    change = summary["latent_change"]
-    print(f"DiffEdit demo ({summary['model']}, {summary['device']}): {summary['image_size'][0]}x"
+    report(method, summary, describe(summary))
+    return 0
+
+
+def report(method: str, summary: dict, findings: list[str]) -> None:
+    """A demo's closing report on stdout: the run, its ``findings``, the timings and the files written."""
+    print(f"{method} demo ({summary['model']}, {summary['device']}): {summary['image_size'][0]}x"
           f"{summary['image_size'][1]} image, {summary['settings']['steps']} steps x strength "
           f"{summary['settings']['strength']} = {summary['schedule']['encoded_steps']} encoded steps")
-    inside = "n/a" if change["inside_mask_mean_abs"] is None else f"{change['inside_mask_mean_abs']:.4g}"
-    print(f"  mask covers {summary['mask_coverage']:.1%}; mean |latent change| inside {inside}, "
-          f"outside {change['outside_mask_mean_abs']} (exactly 0.0 by construction)")
+    for line in findings:
+        print(f"  {line}")
     print(f"  timings (s): {', '.join(f'{k} {v}' for k, v in summary['timings_s'].items())}")
     if summary["note"]:
         print(f"  note: {summary['note']}")
     for path in summary["files"].values():
         print(f"  wrote {path}")
-    return 0
 
 
 if __name__ == "__main__":

@@ -46,7 +46,7 @@ import torch
 from core.points import parse_drag_points
 from core.preview import drag_preview_image
 from core.settings import DRAGDIFFUSION
-from tools.demo import BadInput, Progress, StageClock, check_paths, chw_to_pil, input_image, load_models
+from tools.demo import BadInput, Progress, StageClock, check_paths, chw_to_pil, command, input_image, load_backend
 
 ROOT = Path(__file__).resolve().parents[1]
 OUTPUT_FILES = ("input.png", "drag_points.png", "edited.png", "reference.png", "summary.json")
@@ -163,12 +163,8 @@ def run(args) -> dict:
     image = input_image(args, size)
     handles_xy, targets_xy, points_json = drag_points(args, image)
     mask = load_mask(args, image)
-    print(f"loading {'tiny random model' if args.model is None else args.model} on {device}", file=sys.stderr)
-    unet, vae, config, encode_text, dtype = load_models(args, device)
-    try:
-        backend = DiffusersUNetDenoiser(unet, config)
-    except ValueError as error:
-        raise BadInput(f"--model {args.model}: {error}") from error
+    backend, vae, config, encode_text, dtype = load_backend(args, device)
+    unet = backend.unet
     cond = encode_text(args.prompt).to(device)
     lap("load")
 
@@ -282,30 +278,17 @@ def run(args) -> dict:
     return summary
 
 
-def main(argv=None) -> int:
-    args = parse_args(argv)
-    try:
-        check_args(args)
-        with torch.no_grad():  # not inference_mode: LoRA training and the drag need autograd on these tensors
-            summary = run(args)
-    except BadInput as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+def findings(summary: dict) -> list[str]:
     drag, lora = summary["drag"], summary["lora"]
-    print(f"DragDiffusion demo ({summary['model']}, {summary['device']}): {summary['image_size'][0]}x"
-          f"{summary['image_size'][1]} image, {summary['settings']['steps']} steps x strength "
-          f"{summary['settings']['strength']} = {summary['schedule']['encoded_steps']} encoded steps")
-    if lora["steps"]:
-        print(f"  LoRA: {lora['steps']} steps, loss {lora['first_loss']:.4g} -> {lora['last_loss']:.4g}")
-    print(f"  drag: {drag['steps_run']} steps, handle distance (px) {drag['handle_distance_px_before']} -> "
-          f"{drag['handle_distance_px_after']}")
-    print(f"  latent change: {summary['latent_change']}")
-    print(f"  timings (s): {', '.join(f'{k} {v}' for k, v in summary['timings_s'].items())}")
-    if summary["note"]:
-        print(f"  note: {summary['note']}")
-    for path in summary["files"].values():
-        print(f"  wrote {path}")
-    return 0
+    lines = [f"LoRA: {lora['steps']} steps, loss {lora['first_loss']:.4g} -> {lora['last_loss']:.4g}"] if \
+        lora["steps"] else []
+    return lines + [f"drag: {drag['steps_run']} steps, handle distance (px) {drag['handle_distance_px_before']} -> "
+                    f"{drag['handle_distance_px_after']}", f"latent change: {summary['latent_change']}"]
+
+
+def main(argv=None) -> int:
+    # not inference mode: LoRA training and the drag need autograd on these tensors
+    return command(argv, parse_args, check_args, run, "DragDiffusion", findings, autograd=True)
 
 
 if __name__ == "__main__":

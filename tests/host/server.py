@@ -123,3 +123,26 @@ def comfy_server(base: Path):
         yield {"url": url, "base": base, "log": log_path}
     finally:
         _stop(proc)
+
+
+# What a template names in Load Checkpoint: queue-time validation only lists checkpoint names, so a placeholder file
+# of that name lets a template be queued; it is never loaded unless the graph runs.
+TEMPLATE_CHECKPOINT = "v1-5-pruned-emaonly.safetensors"
+
+
+@contextlib.contextmanager
+def serving(tmp_path_factory, name: str, inputs: dict, placeholder_checkpoint: bool = False, browser: bool = False):
+    """A server for a test module: skipped (with the reason) where it cannot start; ``inputs`` maps file names in
+    its input folder to functions that write them."""
+    reason = browser_missing_requirement() if browser else missing_requirement()
+    if reason:
+        pytest.skip(reason)
+    base = tmp_path_factory.mktemp(name)
+    (base / "input").mkdir()
+    for file_name, write in inputs.items():
+        write(base / "input" / file_name)
+    if placeholder_checkpoint:
+        (base / "models" / "checkpoints").mkdir(parents=True)
+        (base / "models" / "checkpoints" / TEMPLATE_CHECKPOINT).write_bytes(b"never loaded")
+    with comfy_server(base) as started:
+        yield started

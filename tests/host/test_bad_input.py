@@ -5,20 +5,16 @@ import torch
 from .pack import hand_made_trajectory
 
 
-def test_mask_of_another_size(tiny, no_model_calls):
+@pytest.mark.parametrize("mask, message", [
+    (torch.ones(1, 100, 100), "mask is 100x100 px but the latent is 16x16"),
+    (torch.ones(3, 128, 128), "mask batch 3 does not match the latent batch 1"),
+])
+def test_masks_the_decode_cannot_use(tiny, no_model_calls, mask, message):
     model = tiny.make_model("sd1")
     trajectory = hand_made_trajectory(model)
-    with pytest.raises(ValueError, match="mask is 100x100 px but the latent is 16x16"):
+    with pytest.raises(ValueError, match=message):
         no_model_calls["DragEdit_MaskedDDIMDecode"].execute(model, tiny.conditioning(), tiny.conditioning(), 5.0,
-                                                            trajectory, torch.ones(1, 100, 100))
-
-
-def test_mask_batch_that_does_not_broadcast(tiny, no_model_calls):
-    model = tiny.make_model("sd1")
-    trajectory = hand_made_trajectory(model)
-    with pytest.raises(ValueError, match="mask batch 3 does not match the latent batch 1"):
-        no_model_calls["DragEdit_MaskedDDIMDecode"].execute(model, tiny.conditioning(), tiny.conditioning(), 5.0,
-                                                            trajectory, torch.ones(3, 128, 128))
+                                                            trajectory, mask)
 
 
 def test_trajectory_from_another_kind_of_model(tiny, no_model_calls):

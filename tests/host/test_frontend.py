@@ -68,13 +68,7 @@ def write_picture(path):
 
 @pytest.fixture(scope="module")
 def comfy_server(tmp_path_factory):
-    reason = server.browser_missing_requirement()
-    if reason:
-        pytest.skip(reason)
-    base = tmp_path_factory.mktemp("comfy-frontend")
-    (base / "input").mkdir()
-    write_picture(base / "input" / "scene.png")
-    with server.comfy_server(base) as running:
+    with server.serving(tmp_path_factory, "comfy-frontend", {"scene.png": write_picture}, browser=True) as running:
         yield running
 
 

@@ -21,16 +21,8 @@ DRAG, LORA = "DragEdit_DragLatentOptimize", "DragEdit_LoRAIdentityTune"
 
 @pytest.fixture(scope="module")
 def running(tmp_path_factory):
-    reason = server.missing_requirement()
-    if reason:
-        pytest.skip(reason)
-    base = tmp_path_factory.mktemp("comfy-queue-time")
-    (base / "input").mkdir()
-    Image.new("RGB", (768, 768), (120, 160, 220)).save(base / "input" / "example.png")
-    # Queue-time validation only lists checkpoint names; this file is never loaded (no node runs).
-    (base / "models" / "checkpoints").mkdir(parents=True)
-    (base / "models" / "checkpoints" / "v1-5-pruned-emaonly.safetensors").write_bytes(b"never loaded")
-    with server.comfy_server(base) as started:
+    picture = {"example.png": lambda path: Image.new("RGB", (768, 768), (120, 160, 220)).save(path)}
+    with server.serving(tmp_path_factory, "comfy-queue-time", picture, placeholder_checkpoint=True) as started:
         yield started
 
 

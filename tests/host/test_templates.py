@@ -21,18 +21,11 @@ NAMES = ["diffedit", "drag_real_image", "drag_generated_image", "gooddrag_real_i
 
 @pytest.fixture(scope="module")
 def stock(tmp_path_factory):
-    reason = server.missing_requirement()
-    if reason:
-        pytest.skip(reason)
-    example = Path(server.COMFYUI_PATH) / "input" / "example.png"
-    if not example.is_file():
+    example = Path(server.COMFYUI_PATH or "") / "input" / "example.png"
+    if server.COMFYUI_PATH and not example.is_file():
         pytest.skip(f"the ComfyUI checkout has no stock {example}")
-    base = tmp_path_factory.mktemp("comfy-stock")
-    (base / "input").mkdir()
-    shutil.copy(example, base / "input" / "example.png")
-    (base / "models" / "checkpoints").mkdir(parents=True)
-    (base / "models" / "checkpoints" / "v1-5-pruned-emaonly.safetensors").write_bytes(b"placeholder")
-    with server.comfy_server(base) as started:
+    inputs = {"example.png": lambda path: shutil.copy(example, path)}
+    with server.serving(tmp_path_factory, "comfy-stock", inputs, placeholder_checkpoint=True) as started:
         yield started
 
 

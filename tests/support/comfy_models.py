@@ -3,6 +3,8 @@
 Tiny ones for the host tests; full SD1.5 and SDXL UNets (the real block structure and widths) for ``bench/``.
 Needs ComfyUI on ``sys.path``.
 """
+import copy
+
 import torch
 
 import comfy.model_base
@@ -112,13 +114,7 @@ def latent(batch: int = 1, size: int = 16, seed: int = 2):
 
 def snapshot(value):
     """A deep copy of tensors inside nested lists/dicts, to prove inputs were not mutated."""
-    if isinstance(value, torch.Tensor):
-        return value.clone()
-    if isinstance(value, dict):
-        return {k: snapshot(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return type(value)(snapshot(v) for v in value)
-    return value
+    return copy.deepcopy(value)
 
 
 def same(a, b) -> bool:

@@ -13,6 +13,18 @@ export const PACK_URL_PART = "/extensions/comfyui-drag-diffedit/";
 /** Text that marks an error as coming from this pack rather than the host. */
 export const OURS = /DragEdit|drag[-_ ]?diffedit|drag_points/i;
 
+/** The value after `--name` on the command line, else `dflt`. */
+export function arg(name, dflt) {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 && i + 1 < process.argv.length ? process.argv[i + 1] : dflt;
+}
+
+/** The ComfyUI server (`--url`) and Chromium (`--chromium`) a script drives. */
+export function serverAndBrowser(defaultUrl = "http://127.0.0.1:8188/") {
+  return { url: arg("url", process.env.COMFY_URL || defaultUrl),
+           chromium: arg("chromium", process.env.CHROMIUM_PATH || "/usr/bin/chromium") };
+}
+
 const CHROMIUM_FLAGS = [
   "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
   "--disable-background-networking", "--disable-component-update", "--disable-sync",

@@ -12,19 +12,13 @@
 // 2 when the page could not be driven at all.
 
 import {
-  NODE_CLASS, closeDialogs, editorInfo, exposeEditorState, focusNodes, imageToPage, isBlue, isRed,
+  NODE_CLASS, arg, closeDialogs, serverAndBrowser, editorInfo, exposeEditorState, focusNodes, imageToPage, isBlue, isRed,
   loadWorkflow, minimalWorkflow, openComfy, queueFromPage, runSummaryScript, sampleEditor,
 } from "./comfy_page.mjs";
 
-function arg(name, dflt) {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 && i + 1 < process.argv.length ? process.argv[i + 1] : dflt;
-}
-
-const URL_ = arg("url", process.env.COMFY_URL || "http://127.0.0.1:8188/");
+const { url: URL_, chromium: CHROMIUM } = serverAndBrowser();
 const IMAGE = arg("image", "scene.png");
 const SIZE = { width: Number(arg("width", 512)), height: Number(arg("height", 384)) };
-const CHROMIUM = arg("chromium", process.env.CHROMIUM_PATH || "/usr/bin/chromium");
 const NODE_ID = 2;
 // Two pairs in image pixels, away from each other and from the borders.
 const PAIRS = [

@@ -13,16 +13,10 @@ import fs from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import {
-  NODE_CLASS, exposeEditorState, loadWorkflow, openComfy, queueFromPage, runSummaryScript,
+  NODE_CLASS, exposeEditorState, loadWorkflow, openComfy, queueFromPage, runSummaryScript, serverAndBrowser,
 } from "./comfy_page.mjs";
 
-function arg(name, dflt) {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 && i + 1 < process.argv.length ? process.argv[i + 1] : dflt;
-}
-
-const URL_ = arg("url", process.env.COMFY_URL || "http://127.0.0.1:8188/");
-const CHROMIUM = arg("chromium", process.env.CHROMIUM_PATH || "/usr/bin/chromium");
+const { url: URL_, chromium: CHROMIUM } = serverAndBrowser();
 const WORKFLOWS = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..", "..", "workflows");
 const TEMPLATES = ["diffedit", "drag_real_image", "drag_generated_image", "gooddrag_real_image"];
 const DRAG_NODES = new Set([NODE_CLASS, "DragEdit_GoodDragLatentOptimize"]);
