@@ -80,6 +80,8 @@ class DragProgress(NamedTuple):
     update: int  # updates taken so far, this one included
     loss: Tensor  # 0-d; reading it syncs the device
     handles: Tensor  # [N,2] grid, on the CPU: where the next update starts from
+    latent: Tensor  # the latent after the update's step, in sigma space, detached
+    mask_loss: Optional[Tensor] = None  # the update's mask term before its weight (None without one)
 
 
 DragCallback = Callable[[DragProgress], None]
@@ -249,6 +251,7 @@ def optimize_drag_latent(forward: DragForward, z: Tensor, sigma: float, sigma_ne
                 break
             losses.append(update.loss)
             if callback is not None:
-                callback(DragProgress(step=0, update=step + 1, loss=update.loss, handles=update.handles))
+                callback(DragProgress(step=0, update=step + 1, loss=update.loss, handles=update.handles,
+                                      latent=latent.result(), mask_loss=update.mask_loss))
         return DragResult(latent=latent.result().to(z.dtype), handles=latent.handles, steps_run=latent.steps_run,
                           losses=torch.stack(losses).tolist() if losses else [])

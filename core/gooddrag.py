@@ -141,7 +141,8 @@ class _Alternation:
                 self.unchanged = self.unchanged + 1 if torch.equal(latent.handles, before) else 0
                 handles_host = latent.handles.cpu()
             if self.callback is not None:  # the handles the next update starts from
-                self.callback(DragProgress(step, result.updates, update.loss, handles_host))
+                self.callback(DragProgress(step, result.updates, update.loss, handles_host, latent.result(),
+                                           update.mask_loss))
             if self.unchanged >= self.settings.max_unchanged_tracks:
                 self.dragging = False
                 break
