@@ -1,0 +1,275 @@
+"""The region warp (core/region_warp.py) against closed forms and a plain-loop reference.
+
+Exact agreement with the official Inpaint4Drag code is checked by dev/parity_inpaint4drag.py (it needs a run of
+that code); these tests hold the behaviour that could break: where pixels go, what the inpaint mask covers,
+and every refusal the module lists as a deviation.
+"""
+import numpy as np
+import pytest
+import torch
+
+from core.region_warp import (
+    CHUNK_ROWS,
+    DEFAULTS,
+    InstantDragSettings,
+    _idw_rows,
+    apply_warp,
+    bidirectional_warp,
+    idw_move,
+    odd_kernel,
+    preview_warp,
+)
+
+
+def disc(hw, cx, cy, r):
+    yy, xx = np.mgrid[:hw[0], :hw[1]]
+    return ((xx - cx) ** 2 + (yy - cy) ** 2 <= r * r).astype(np.uint8)
+
+
+def shifted(mask, dx, dy):
+    """``mask`` moved by whole pixels, what falls off the image dropped."""
+    out = np.zeros_like(mask)
+    ys, xs = np.nonzero(mask)
+    ys, xs = ys + dy, xs + dx
+    inside = (xs >= 0) & (xs < mask.shape[1]) & (ys >= 0) & (ys < mask.shape[0])
+    out[ys[inside], xs[inside]] = 1
+    return out
+
+
+def picture(hw, seed=0):
+    return np.random.default_rng(seed).integers(0, 256, (*hw, 3), dtype=np.uint8)
+
+
+def as_set(points):
+    return {tuple(p) for p in np.asarray(points).tolist()}
+
+
+def enclosed_holes(mask):
+    """Pixels not in ``mask`` that cannot reach the border through non-mask pixels (4-connected flood fill)."""
+    outside = np.zeros(mask.shape, dtype=bool)
+    free = mask == 0
+    stack = [(y, x) for y in range(mask.shape[0]) for x in (0, mask.shape[1] - 1) if free[y, x]]
+    stack += [(y, x) for x in range(mask.shape[1]) for y in (0, mask.shape[0] - 1) if free[y, x]]
+    while stack:
+        y, x = stack.pop()
+        if outside[y, x] or not free[y, x]:
+            continue
+        outside[y, x] = True
+        stack += [(y + dy, x + dx) for dy, dx in ((1, 0), (-1, 0), (0, 1), (0, -1))
+                  if 0 <= y + dy < mask.shape[0] and 0 <= x + dx < mask.shape[1]]
+    return free & ~outside
+
+
+def test_one_pair_moves_the_region_by_its_displacement():
+    hw, d = (64, 64), (9, -5)
+    region = disc(hw, 25, 30, 8)
+    plan = bidirectional_warp(region, [[25, 30]], [[25 + d[0], 30 + d[1]]], kernel=0)
+    np.testing.assert_array_equal(plan.target_xy - plan.source_xy, np.broadcast_to(d, plan.source_xy.shape))
+    np.testing.assert_array_equal(plan.moved_mask, shifted(region, *d).astype(bool))
+    image = picture(hw)
+    warped = apply_warp(image, plan)
+    ys, xs = np.nonzero(region)
+    np.testing.assert_array_equal(warped[ys + d[1], xs + d[0]], image[ys, xs])
+    untouched = ~plan.moved_mask
+    np.testing.assert_array_equal(warped[untouched], image[untouched])
+    # Kernel 0: exactly the uncovered part of the old region, no dilation, no band.
+    np.testing.assert_array_equal(plan.inpaint_mask, (region > 0) & ~shifted(region, *d).astype(bool))
+
+
+def test_stretched_region_has_no_holes():
+    # Two handles pulled apart: a forward map alone would spread the pixels and leave gaps.
+    hw = (96, 96)
+    region = disc(hw, 48, 48, 14)
+    plan = bidirectional_warp(region, [[38, 48], [58, 48]], [[20, 48], [76, 48]], kernel=0)
+    assert plan.moved_mask.sum() > region.sum() * 1.5  # it did stretch
+    assert not enclosed_holes(plan.moved_mask).any()
+    # The forward half alone (each region pixel pushed to where it goes) does leave holes: the test can fail.
+    ys, xs = np.nonzero(region)
+    pixels = torch.from_numpy(np.stack([xs, ys], 1).astype(np.float32))
+    handles = torch.tensor([[38.0, 48.0], [58.0, 48.0]])
+    landed = idw_move(pixels, handles, torch.tensor([[20.0, 48.0], [76.0, 48.0]]) - handles).long().numpy()
+    forward = np.zeros(hw, dtype=np.uint8)
+    forward[landed[:, 1], landed[:, 0]] = 1
+    assert enclosed_holes(forward).any()
+
+
+def test_handle_outside_every_region_is_refused_naming_the_pair():
+    region = disc((64, 64), 20, 20, 6)
+    with pytest.raises(ValueError, match=r"pair 2: the handle \(50, 50\) lies in no region"):
+        bidirectional_warp(region, [[20, 20], [50, 50]], [[25, 25], [40, 40]])
+
+
+def test_handle_between_pixels_is_refused():
+    region = disc((64, 64), 20, 20, 6)
+    with pytest.raises(ValueError, match=r"pair 1: the handle \(20.5, 20\) is not on a whole pixel"):
+        bidirectional_warp(region, [[20.5, 20]], [[25, 25]])
+
+
+def test_empty_region_is_refused():
+    with pytest.raises(ValueError, match="region mask is empty"):
+        bidirectional_warp(np.zeros((32, 32)), [[5, 5]], [[9, 9]])
+
+
+@pytest.mark.parametrize("handles, targets, message", [
+    ([[20, 20]], [[float("nan"), 3]], "pair 1: the target"),
+    ([[20, 20], [float("inf"), 3]], [[1, 1], [2, 2]], "pair 2: the handle"),
+    ([[20, 20]], [[20, 1e9]], "pair 1: the target .* beyond the 64x64 image"),
+    ([[20, 20]], [[-70, 20]], "pair 1: the target"),
+    ([], [], "no handle->target pairs"),
+    ([[20, 20]], [], r"differ in number \(1 and 0\)"),
+])
+def test_bad_points_are_refused(handles, targets, message):
+    with pytest.raises(ValueError, match=message):
+        bidirectional_warp(disc((64, 64), 20, 20, 6), handles, targets)
+
+
+def test_targets_up_to_one_image_beyond_the_border_are_accepted():
+    region = disc((64, 64), 20, 20, 6)
+    plan = bidirectional_warp(region, [[20, 20]], [[-44, 128]])
+    assert len(plan.target_xy) == 0 and not plan.inpaint_mask.any()  # all of it left the image
+
+
+def test_region_of_another_size_and_bad_kernels_are_refused():
+    region = disc((64, 48), 20, 20, 6)
+    with pytest.raises(ValueError, match="region mask is 48x64 but the image is 64x64"):
+        bidirectional_warp(region, [[20, 20]], [[25, 25]], image_hw=(64, 64))
+    with pytest.raises(ValueError, match=r"one \[H, W\] mask"):
+        bidirectional_warp(np.zeros((2, 64, 48)), [[20, 20]], [[25, 25]])
+    with pytest.raises(ValueError, match="kernel must be 0"):
+        bidirectional_warp(region, [[20, 20]], [[25, 25]], kernel=-1)
+    with pytest.raises(ValueError, match="wider than"):
+        bidirectional_warp(region, [[20, 20]], [[25, 25]], kernel=65)
+    with pytest.raises(ValueError, match="image is 64x64 but the warp was planned for 48x64"):
+        apply_warp(picture((64, 64)), bidirectional_warp(region, [[20, 20]], [[25, 25]]))
+
+
+def test_pixels_mapped_off_the_image_are_dropped():
+    hw, d = (64, 64), (20, 0)
+    region = disc(hw, 50, 30, 9)
+    plan = bidirectional_warp(region, [[50, 30]], [[70, 30]], kernel=0)
+    assert (plan.target_xy[:, 0] < 64).all() and (plan.target_xy >= 0).all()
+    np.testing.assert_array_equal(plan.moved_mask, shifted(region, *d).astype(bool))
+    assert len(plan.target_xy) < region.sum()
+    np.testing.assert_array_equal(plan.source_xy, plan.target_xy - d)
+    # Dragged the other way off the left edge: the sources of the moved pixels stay inside the image too.
+    plan = bidirectional_warp(disc(hw, 8, 30, 9), [[8, 30], [8, 25]], [[-6, 30], [-6, 25]], kernel=0)
+    assert ((plan.source_xy >= 0) & (plan.source_xy < 64)).all()
+
+
+def test_kernel_zero_even_and_odd():
+    hw = (64, 64)
+    region = disc(hw, 30, 30, 10)
+    handles, targets = [[30, 30], [36, 30]], [[38, 34], [44, 33]]
+    plans = {k: bidirectional_warp(region, handles, targets, kernel=k) for k in (0, 4, 5, 9)}
+    uncovered = (region > 0) & ~plans[0].moved_mask
+    np.testing.assert_array_equal(plans[0].inpaint_mask, uncovered)
+    assert (odd_kernel(4), odd_kernel(5), odd_kernel(0), plans[4].kernel) == (5, 5, 0, 5)
+    np.testing.assert_array_equal(plans[4].inpaint_mask, plans[5].inpaint_mask)
+    assert plans[5].inpaint_mask[uncovered].all() and plans[5].inpaint_mask.sum() > uncovered.sum()
+    assert plans[9].inpaint_mask.sum() > plans[5].inpaint_mask.sum()
+    # The band follows the moved outline: pixels on the moved region's edge are in the mask at kernel 5 only.
+    edge = plans[0].moved_mask & ~np.pad(plans[0].moved_mask, 1)[2:, 1:-1]
+    assert not plans[0].inpaint_mask[edge].any() and plans[5].inpaint_mask[edge].all()
+    assert DEFAULTS.kernel == 5
+
+
+def test_region_with_a_hole_moves_as_a_whole():
+    # The region is the filled outer outline: the hole's pixels travel with the ring.
+    hw, d = (64, 64), (7, 6)
+    ring = disc(hw, 30, 30, 12) & (1 - disc(hw, 30, 30, 5))
+    plan = bidirectional_warp(ring, [[30, 20]], [[37, 26]], kernel=0)
+    np.testing.assert_array_equal(plan.moved_mask, shifted(disc(hw, 30, 30, 12), *d).astype(bool))
+    image = picture(hw, 1)
+    warped = apply_warp(image, plan)
+    np.testing.assert_array_equal(warped[30 + 6, 30 + 7], image[30, 30])  # the hole's centre moved
+    # A handle in the hole belongs to the region.
+    assert len(bidirectional_warp(ring, [[30, 30]], [[37, 36]]).target_xy) == len(plan.target_xy)
+
+
+def test_non_square_image():
+    hw, d = (96, 160), (60, -10)
+    region = disc(hw, 40, 50, 12)
+    plan = bidirectional_warp(region, [[40, 50], [45, 52]], [[100, 40], [105, 42]], kernel=0)
+    np.testing.assert_array_equal(plan.moved_mask, shifted(region, *d).astype(bool))
+    image = picture(hw, 2)
+    warped = apply_warp(image, plan)
+    assert warped.shape == image.shape
+    np.testing.assert_array_equal(warped[50 - 10, 40 + 60], image[50, 40])
+
+
+def test_two_regions_move_independently():
+    hw = (96, 96)
+    a, b = disc(hw, 25, 25, 9), disc(hw, 70, 70, 11)
+    da, db = (10, 4), (-6, 12)
+    handles = [[22, 25], [28, 27], [66, 70], [74, 68]]
+    moves = [da, da, db, db]
+    plan = bidirectional_warp(a | b, handles, np.add(handles, moves), kernel=0)
+    expected = shifted(a, *da).astype(bool) | shifted(b, *db).astype(bool)
+    np.testing.assert_array_equal(plan.moved_mask, expected)
+    move = plan.target_xy - plan.source_xy
+    from_a = a[plan.source_xy[:, 1], plan.source_xy[:, 0]] > 0
+    assert (move[from_a] == da).all() and (move[~from_a] == db).all()
+
+
+def test_region_without_a_pair_stays():
+    hw = (64, 64)
+    a, b = disc(hw, 15, 15, 6), disc(hw, 45, 45, 6)
+    plan = bidirectional_warp(a | b, [[45, 45]], [[40, 50]], kernel=3)
+    assert not plan.inpaint_mask[a > 0].any() and not plan.moved_mask[a > 0].any()
+
+
+def test_overlapping_regions_keep_the_later_write():
+    hw = (48, 64)
+    region = disc(hw, 16, 24, 7) | disc(hw, 48, 24, 7)
+    plan = bidirectional_warp(region, [[16, 24], [48, 24]], [[30, 24], [34, 24]])
+    assert len(plan.target_xy) > plan.moved_mask.sum()  # some pixels are written twice
+    image = picture(hw, 3)
+    expected = image.copy()
+    for (sx, sy), (tx, ty) in zip(plan.source_xy, plan.target_xy):  # one pixel at a time, in plan order
+        expected[ty, tx] = image[sy, sx]
+    np.testing.assert_array_equal(apply_warp(image, plan), expected)
+    tensor = torch.from_numpy(image).float()[None] / 255
+    np.testing.assert_array_equal(apply_warp(tensor, plan)[0].numpy(), expected.astype(np.float32) / 255)
+
+
+def test_image_kinds_and_preview():
+    hw = (40, 56)
+    region = disc(hw, 20, 20, 6)
+    plan = bidirectional_warp(torch.from_numpy(region).float()[None], [[20, 20]], [[30, 24]])
+    image = picture(hw, 4)
+    warped = apply_warp(image, plan)
+    assert warped.dtype == np.uint8 and not np.shares_memory(warped, image)
+    tensor = torch.from_numpy(image).float()[None] / 255
+    out = apply_warp(tensor, plan)
+    assert out.shape == (1, *hw, 3) and out.dtype == torch.float32
+    np.testing.assert_array_equal((out[0] * 255).round().byte().numpy(), warped)
+    with pytest.raises(ValueError, match="batch of 2"):
+        apply_warp(tensor.expand(2, -1, -1, -1), plan)
+    preview = preview_warp(image, plan)
+    area = plan.inpaint_mask
+    np.testing.assert_array_equal(preview[~area], warped[~area])
+    assert set(np.unique(preview[area])) <= {0, 255}
+    ys, xs = np.nonzero(area)
+    on_line = (ys % 10 == 0) | (xs % 10 == 0)
+    assert (preview[ys[on_line], xs[on_line]] == 0).all() and (preview[ys[~on_line], xs[~on_line]] == 255).all()
+    float_preview = preview_warp(tensor, plan)[0]
+    assert set(float_preview[torch.from_numpy(area)].unique().tolist()) <= {0.0, 1.0}
+
+
+def test_settings_are_frozen_with_the_official_defaults():
+    s = InstantDragSettings()
+    assert (s.kernel, s.neighbours, s.max_references, s.eps, s.match_distance) == (5, 4, 100, 1e-6, 1e-6)
+    with pytest.raises(Exception):
+        s.kernel = 3
+
+
+def test_splitting_rows_changes_no_bit():
+    # Integer points and references take the split path; the result must equal one torch.cdist over all rows.
+    generator = torch.Generator().manual_seed(0)
+    points = torch.randint(-300, 1400, (CHUNK_ROWS * 2 + 7, 2), generator=generator).float()
+    references = torch.randint(0, 1024, (100, 2), generator=generator).float()
+    references[:10] = references[10:20]  # equal distances: ties for topk to break the same way
+    moves = torch.randint(-60, 61, (100, 2), generator=generator).float()
+    moves[:10] += 0.5
+    whole = _idw_rows(points, references, moves, DEFAULTS)
+    assert torch.equal(idw_move(points, references, moves), whole)
