@@ -159,6 +159,10 @@ def idw_move(points: torch.Tensor, references: torch.Tensor, moves: torch.Tensor
         return points
     if len(references) == 1:
         return points + moves
+    if bool((moves == moves[0]).all()) and _exact(moves[:1], points):
+        # One whole-pixel move for all: the weights sum to 1 within a few float32 ulps, far from a rounding
+        # tie, so the weighted result rounds to exactly this (a one-pair drag's backward map).
+        return points + moves[0]
     if len(references) > settings.max_references:
         keep = torch.linspace(0, len(references) - 1, settings.max_references).long()
         references, moves = references[keep], moves[keep]

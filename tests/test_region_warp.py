@@ -273,3 +273,15 @@ def test_splitting_rows_changes_no_bit():
     moves[:10] += 0.5
     whole = _idw_rows(points, references, moves, DEFAULTS)
     assert torch.equal(idw_move(points, references, moves), whole)
+
+
+def test_one_whole_pixel_move_for_all_is_the_weighted_result():
+    # The shortcut for equal integer moves gives what the weighting computes, rounding included.
+    generator = torch.Generator().manual_seed(1)
+    points = torch.randint(-200, 1200, (5000, 2), generator=generator).float()
+    references = torch.randint(0, 1024, (100, 2), generator=generator).float()
+    for move in ([37.0, -12.0], [-1000.0, 999.0], [0.0, 0.0]):
+        moves = torch.tensor([move]).expand(100, 2)
+        assert torch.equal(idw_move(points, references, moves), _idw_rows(points, references, moves, DEFAULTS))
+    moves = torch.tensor([[10.5, 3.0]]).expand(100, 2)  # not whole pixels: the general path decides the ties
+    assert torch.equal(idw_move(points, references, moves), _idw_rows(points, references, moves, DEFAULTS))
