@@ -22,8 +22,12 @@ checks it.  Deliberate differences, each with a test in ``tests/test_region_warp
 Behaviour kept from the official code that may surprise: a hole in a region moves with it (the region is the
 filled outer outline); a region with no pair stays and is not inpainted; pixels of the moved region whose source
 falls off the image keep the original picture; a moved outline that leaves the image entirely moves nothing.
-No ComfyUI import: nodes, templates and the bench use it.
+
+Speed (bench/warp.py): row chunks where integer coordinates keep the distances exact, a shortcut for one
+whole-pixel move shared by all references (exactly the weighted result), and torch on one thread while planning
+(``InstantDragSettings.threads``).  No ComfyUI import: nodes, templates and the bench use it.
 """
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Optional
 
@@ -42,6 +46,7 @@ class InstantDragSettings:
     eps: float = 1e-6  # weights 1 / (distance + eps): bi_warp's interpolation default
     match_distance: float = 1e-6  # a handle belongs to a region within this distance of a pixel: bi_warp's default
     target_reach: float = 1.0  # ours: targets at most this many image widths/heights beyond the border
+    threads: int = 1  # ours: torch threads while planning (0: leave torch's setting); see _torch_threads
     preview_grid: int = 10  # the official UI draws the inpaint area as a white grid with a black line every 10 px
     # The inpainting half (stock ComfyUI nodes): evaluation.py's settings.
     inpaint_steps: int = 4  # evaluation.py (the official UI's inpaint() uses 8)
@@ -67,6 +72,26 @@ class WarpPlan:
     @property
     def image_hw(self) -> tuple:
         return self.inpaint_mask.shape
+
+
+@contextmanager
+def _torch_threads(threads: int):
+    """Run the plan's torch work on ``threads`` threads, then restore the caller's setting.
+
+    The plan is dozens of small torch operations; each parallel one waits until every thread has a core.  On a
+    2-core machine with other work running that wait is a scheduler slice per operation (10x slower in our
+    bench), while one thread meets the time budget with room.  In torch's OpenMP builds the setting belongs to
+    the calling thread, so threads already using torch (a sampler elsewhere in ComfyUI) keep theirs.
+    """
+    before = torch.get_num_threads()
+    if threads <= 0 or threads == before:
+        yield
+        return
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def odd_kernel(kernel) -> int:
@@ -128,13 +153,16 @@ def _pixels_xy(mask: np.ndarray) -> torch.Tensor:
 
 
 # Below this size integer coordinates keep torch.cdist's float32 arithmetic exact (8 * 1448^2 < 2^24), so
-# splitting the rows changes no bit and the distance matrix stays in cache.
+# splitting the rows changes no bit.  Chunks keep the distance matrix small; few of them keep the number of
+# torch's parallel sections low (each waits for a free core on a busy machine).
 EXACT_COORDINATE = 1448
-CHUNK_ROWS = 4096
+CHUNK_ROWS = 16384
 
 
 def _exact(*coordinates: torch.Tensor) -> bool:
-    return all(bool((c == c.round()).all()) and float(c.abs().max()) <= EXACT_COORDINATE for c in coordinates)
+    """Whole numbers within EXACT_COORDINATE (checked with numpy: no parallel section for a test)."""
+    arrays = [c.numpy() for c in coordinates]
+    return all(np.array_equal(a, np.round(a)) and np.abs(a).max(initial=0) <= EXACT_COORDINATE for a in arrays)
 
 
 def _idw_rows(points: torch.Tensor, references: torch.Tensor, moves: torch.Tensor,
@@ -158,11 +186,11 @@ def idw_move(points: torch.Tensor, references: torch.Tensor, moves: torch.Tensor
     if len(points) == 0 or len(references) == 0:
         return points
     if len(references) == 1:
-        return points + moves
-    if bool((moves == moves[0]).all()) and _exact(moves[:1], points):
+        return torch.from_numpy(points.numpy() + moves.numpy())
+    if (moves.numpy() == moves[0].numpy()).all() and _exact(moves[:1], points):
         # One whole-pixel move for all: the weights sum to 1 within a few float32 ulps, far from a rounding
         # tie, so the weighted result rounds to exactly this (a one-pair drag's backward map).
-        return points + moves[0]
+        return torch.from_numpy(points.numpy() + moves[0].numpy())
     if len(references) > settings.max_references:
         keep = torch.linspace(0, len(references) - 1, settings.max_references).long()
         references, moves = references[keep], moves[keep]
@@ -210,6 +238,13 @@ def bidirectional_warp(region_mask, handles, targets, kernel: int = DEFAULTS.ker
     if not region.any():
         raise ValueError("the region mask is empty: paint the region to move (nonzero pixels)")
 
+    with _torch_threads(settings.threads):
+        return _plan(region, handles, targets, kernel, settings)
+
+
+def _plan(region: np.ndarray, handles: np.ndarray, targets: np.ndarray, kernel: int,
+          settings: InstantDragSettings) -> WarpPlan:
+    hw = region.shape
     handles32 = torch.from_numpy(handles.astype(np.float32))
     targets32 = torch.from_numpy(targets.astype(np.float32))
     outlines = [c[:, 0, :] for c in cv2.findContours(region, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)[0]
@@ -244,11 +279,12 @@ def bidirectional_warp(region_mask, handles, targets, kernel: int = DEFAULTS.ker
         if kernel:
             cv2.drawContours(band, [moved_outline], -1, 1, kernel)
         target = _pixels_xy(landed)
-        source = idw_move(target, moved_pixels, pixels - moved_pixels, settings)  # the backward map: no holes
+        back = torch.from_numpy(pixels.numpy() - moved_pixels.numpy())
+        source = idw_move(target, moved_pixels, back, settings).numpy()  # the backward map: no holes
         inside = (source[:, 0] >= 0) & (source[:, 0] < hw[1]) & (source[:, 1] >= 0) & (source[:, 1] < hw[0])
         if inside.any():
             sources.append(source[inside])
-            destinations.append(target[inside])
+            destinations.append(target.numpy()[inside])
             uncovered |= filled > 0
             covered |= landed > 0
 
@@ -256,8 +292,8 @@ def bidirectional_warp(region_mask, handles, targets, kernel: int = DEFAULTS.ker
     if not sources:
         empty = np.zeros((0, 2), dtype=np.int32)
         return WarpPlan(empty, empty.copy(), np.zeros(hw, dtype=bool), moved, kernel)
-    source_xy = torch.cat(sources).numpy().astype(np.int32)
-    target_xy = torch.cat(destinations).numpy().astype(np.int32)
+    source_xy = np.concatenate(sources).astype(np.int32)
+    target_xy = np.concatenate(destinations).astype(np.int32)
     moved[target_xy[:, 1], target_xy[:, 0]] = True
     uncovered = (uncovered & ~covered).astype(np.uint8)
     if kernel:

@@ -4,6 +4,8 @@ Exact agreement with the official Inpaint4Drag code is checked by dev/parity_inp
 that code); these tests hold the behaviour that could break: where pixels go, what the inpaint mask covers,
 and every refusal the module lists as a deviation.
 """
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -259,7 +261,7 @@ def test_image_kinds_and_preview():
 def test_settings_are_frozen_with_the_official_defaults():
     s = InstantDragSettings()
     assert (s.kernel, s.neighbours, s.max_references, s.eps, s.match_distance) == (5, 4, 100, 1e-6, 1e-6)
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         s.kernel = 3
 
 
@@ -285,3 +287,14 @@ def test_one_whole_pixel_move_for_all_is_the_weighted_result():
         assert torch.equal(idw_move(points, references, moves), _idw_rows(points, references, moves, DEFAULTS))
     moves = torch.tensor([[10.5, 3.0]]).expand(100, 2)  # not whole pixels: the general path decides the ties
     assert torch.equal(idw_move(points, references, moves), _idw_rows(points, references, moves, DEFAULTS))
+
+
+def test_plan_threads_leave_the_callers_setting():
+    region = disc((64, 64), 30, 30, 12)
+    handles, targets = [[30, 30], [36, 28]], [[38, 34.5], [44, 33]]
+    before = torch.get_num_threads()
+    one = bidirectional_warp(region, handles, targets)
+    assert torch.get_num_threads() == before
+    theirs = bidirectional_warp(region, handles, targets, settings=InstantDragSettings(threads=0))
+    assert DEFAULTS.threads == 1 and torch.get_num_threads() == before
+    assert np.array_equal(one.source_xy, theirs.source_xy) and np.array_equal(one.inpaint_mask, theirs.inpaint_mask)
