@@ -17,7 +17,11 @@ checks it.  Deliberate differences, each with a test in ``tests/test_region_warp
   (the official code returns an empty warp, clamps the kernel to 0, or fails inside torch/OpenCV);
 * where two regions move onto the same pixel, :func:`apply_warp` keeps the later region's pixel explicitly (the
   official preview leaves it to numpy's order for repeated indices, which is the same in practice);
-* it always runs on the CPU (the official code uses CUDA when present, where distances may round differently).
+* it always runs on the CPU (the official code uses CUDA when present, where distances may round differently);
+* it needs OpenCV 4.11 or later, and agrees exactly with the official code run on such an OpenCV.  The official
+  requirements pin OpenCV 4.8.0.76, whose ``fillPoly`` spills a pixel past some outlines (opencv/opencv#26130,
+  fixed in 4.11): against that version the moved region differs by a few pixels along its edge (2-5 per case in
+  the parity run, all inside the inpaint mask there).
 
 Behaviour kept from the official code that may surprise: a hole in a region moves with it (the region is the
 filled outer outline); a region with no pair stays and is not inpainted; pixels of the moved region whose source
@@ -148,8 +152,12 @@ def _fill(contour_xy: np.ndarray, image_hw: tuple) -> np.ndarray:
 
 def _pixels_xy(mask: np.ndarray) -> torch.Tensor:
     """The mask's pixels as float32 ``[x, y]``, rows top to bottom (the order the weighting's references keep)."""
-    ys, xs = np.nonzero(mask)
-    return torch.from_numpy(np.stack([xs, ys], axis=1).astype(np.float32))
+    rows = np.flatnonzero(mask.any(axis=1))
+    if len(rows) == 0:
+        return torch.zeros((0, 2), dtype=torch.float32)
+    top = rows[0]
+    ys, xs = np.nonzero(mask[top:rows[-1] + 1])  # the rows that have pixels: same order, less to scan
+    return torch.from_numpy(np.stack([xs, ys + top], axis=1).astype(np.float32))
 
 
 # Below this size integer coordinates keep torch.cdist's float32 arithmetic exact (8 * 1448^2 < 2^24), so

@@ -6,6 +6,7 @@ and every refusal the module lists as a deviation.
 """
 import dataclasses
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -14,6 +15,7 @@ from core.region_warp import (
     CHUNK_ROWS,
     DEFAULTS,
     InstantDragSettings,
+    _fill,
     _idw_rows,
     apply_warp,
     bidirectional_warp,
@@ -298,3 +300,17 @@ def test_plan_threads_leave_the_callers_setting():
     theirs = bidirectional_warp(region, handles, targets, settings=InstantDragSettings(threads=0))
     assert DEFAULTS.threads == 1 and torch.get_num_threads() == before
     assert np.array_equal(one.source_xy, theirs.source_xy) and np.array_equal(one.inpaint_mask, theirs.inpaint_mask)
+
+
+def test_filled_outline_stays_inside_it():
+    # OpenCV before 4.11 spilled this quad's fill past its outline (opencv/opencv#26130), and so moved regions
+    # by a pixel here and there; the official code pins such a version, the pack needs 4.11+ (see the module).
+    quad = np.array([[44, 27], [7, 37], [7, 19], [38, 19]], dtype=np.int32)
+    filled = _fill(quad, (50, 50))
+    outline = np.zeros((50, 50), dtype=np.uint8)
+    cv2.polylines(outline, [quad.reshape(-1, 1, 2)], True, 1)
+    polygon = quad.reshape(-1, 1, 2).astype(np.float32)
+    ys, xs = np.nonzero(filled)
+    inside = np.array([cv2.pointPolygonTest(polygon, (float(x), float(y)), False) >= 0 for x, y in zip(xs, ys)])
+    assert not ((~inside) & (outline[ys, xs] == 0)).any()
+    assert tuple(int(v) for v in cv2.__version__.split(".")[:2]) >= (4, 11)
