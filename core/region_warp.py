@@ -8,7 +8,7 @@ outline) is the inpaint mask: an inpainting model fills it afterwards, which is 
 
 The numbers follow the official code (``utils/drag.py: bi_warp``, Visual-AI/Inpaint4Drag) to the pixel: the
 same float32 torch arithmetic in the same order, the same OpenCV contours and fills; ``dev/parity_inpaint4drag.py``
-checks it.  Deliberate differences, each with a test in ``tests/test_region_warp.py``:
+checks it.  Deliberate differences, each with a test in ``tests/test_region_warp.py`` but the device one:
 
 * a pair whose handle is on no region pixel is refused with a ValueError naming the pair (the official code
   silently leaves such a pair out); a handle off the pixel grid is refused the same way, since it matches no pixel;
@@ -58,6 +58,8 @@ class InstantDragSettings:
     denoise: float = 1.0  # strength 1.0 (the UI uses 0.99 with SDXL)
     sampler: str = "lcm"  # LCM scheduler with the LCM-LoRA fused
     inpaint_size: int = 512  # evaluation.py resizes picture and mask to 512x512 and the result back
+    composite_inside: str = "region"  # evaluation.py pastes the inpainted picture inside the (unmoved) region
+    # mask; the official UI pastes it inside the inpaint mask ("inpaint")
 
 
 DEFAULTS = InstantDragSettings()
