@@ -39,30 +39,9 @@ import cv2
 import numpy as np
 import torch
 
+from .settings import INSTANT_DRAG, InstantDragSettings
 
-@dataclass(frozen=True)
-class InstantDragSettings:
-    """Every default of the method, with where it comes from (official code = Visual-AI/Inpaint4Drag)."""
-
-    kernel: int = 5  # inpaint-mask dilation and outline band, px: the official UI slider's value (bi_warp's too)
-    neighbours: int = 4  # k nearest handles/references in the weighting: bi_warp's interpolation default
-    max_references: int = 100  # references kept, subsampled evenly by index: bi_warp's interpolation default
-    eps: float = 1e-6  # weights 1 / (distance + eps): bi_warp's interpolation default
-    match_distance: float = 1e-6  # a handle belongs to a region within this distance of a pixel: bi_warp's default
-    target_reach: float = 1.0  # ours: targets at most this many image widths/heights beyond the border
-    threads: int = 1  # ours: torch threads while planning (0: leave torch's setting); see _torch_threads
-    preview_grid: int = 10  # the official UI draws the inpaint area as a white grid with a black line every 10 px
-    # The inpainting half (stock ComfyUI nodes): evaluation.py's settings.
-    inpaint_steps: int = 4  # evaluation.py (the official UI's inpaint() uses 8)
-    cfg: float = 1.0  # guidance_scale 1.0: no classifier-free guidance, empty prompt
-    denoise: float = 1.0  # strength 1.0 (the UI uses 0.99 with SDXL)
-    sampler: str = "lcm"  # LCM scheduler with the LCM-LoRA fused
-    inpaint_size: int = 512  # evaluation.py resizes picture and mask to 512x512 and the result back
-    composite_inside: str = "region"  # evaluation.py pastes the inpainted picture inside the (unmoved) region
-    # mask; the official UI pastes it inside the inpaint mask ("inpaint")
-
-
-DEFAULTS = InstantDragSettings()
+DEFAULTS = INSTANT_DRAG.warp
 
 
 @dataclass(frozen=True)

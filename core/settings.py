@@ -111,6 +111,45 @@ GOODDRAG_DRAGBENCH = replace(GOODDRAG, drag=replace(GOODDRAG.drag, mask_weight=0
 
 
 # ---------------------------------------------------------------------------------------------------------------------
+# The instant drag (Inpaint4Drag: Lu & Han, ICCV 2025; official code Visual-AI/Inpaint4Drag)
+
+
+@dataclass(frozen=True)
+class InstantDragSettings:
+    """Drag Region Warp: the bidirectional warp (``utils/drag.py: bi_warp``)."""
+    kernel: int = 5  # inpaint-mask dilation and outline band, px: the official UI slider's value (bi_warp's too)
+    neighbours: int = internal(4)  # k nearest handles/references in the weighting: bi_warp's interpolation default
+    max_references: int = internal(100)  # references kept, subsampled evenly by index: bi_warp's default
+    eps: float = internal(1e-6)  # weights 1 / (distance + eps): bi_warp's interpolation default
+    match_distance: float = internal(1e-6)  # a handle belongs to a region within this distance of a pixel: bi_warp
+    target_reach: float = internal(1.0)  # ours: targets at most this many image widths/heights beyond the border
+    threads: int = internal(1)  # ours: torch threads while planning (0: leave torch's setting); see region_warp
+    preview_grid: int = internal(10)  # the official UI draws the inpaint area as a white grid, a black line every 10 px
+
+
+@dataclass(frozen=True)
+class InpaintSettings:
+    """The instant drag's inpainting half, run by stock nodes: the official ``evaluation.py`` (SD1.5 inpainting with
+    the LCM-LoRA fused, 4 steps, no guidance, an empty prompt, 512x512)."""
+    steps: int = 4  # evaluation.py (the official UI's inpaint() uses 8)
+    cfg: float = 1.0  # guidance_scale 1.0: no classifier-free guidance
+    denoise: float = 1.0  # strength 1.0 (the UI uses 0.99 with SDXL)
+    sampler_name: str = "lcm"  # LCM scheduler with the LCM-LoRA fused
+    size: int = 512  # evaluation.py resizes picture and mask to 512x512 and the result back
+    composite_inside: str = "region"  # evaluation.py pastes the inpainted picture inside the region mask; the UI
+    # inside the inpaint mask ("inpaint")
+
+
+@dataclass(frozen=True)
+class InstantDragMethod:
+    warp: InstantDragSettings = InstantDragSettings()
+    inpaint: InpaintSettings = InpaintSettings()
+
+
+INSTANT_DRAG = InstantDragMethod()
+
+
+# ---------------------------------------------------------------------------------------------------------------------
 # DiffEdit and DragBench's metric
 
 
