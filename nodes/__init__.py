@@ -8,10 +8,10 @@ from .gooddrag import GoodDragLatentOptimize
 from .inversion import DDIMInversion
 from .lora import LoRAIdentityTune
 from .masactrl import LatentMasaCtrlDenoise
+from .region_warp import DragRegionWarp
 
 NODES = [DDIMInversion, DiffEditMaskInfer, MaskedDDIMDecode, DragLatentOptimize, GoodDragLatentOptimize,
-         LatentMasaCtrlDenoise, LoRAIdentityTune, DragBenchLoadSample, MeanDistance,
-         ImageFidelity]
+         LatentMasaCtrlDenoise, LoRAIdentityTune, DragRegionWarp, DragBenchLoadSample, MeanDistance, ImageFidelity]
 
 
 class DragEditExtension(ComfyExtension):

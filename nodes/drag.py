@@ -15,6 +15,8 @@ from ..core.drag_model import at_sigma
 from ..core.grids import grid_points_to_image
 from ..core.points import FORMAT, format_drag_points, read_drag_points
 from ..core.preview import drag_preview_image, image_to_pil
+from ..core.regions import FORMAT as REGION_FORMAT
+from ..core.regions import read_region
 from ..core.settings import DRAGDIFFUSION, DragDiffusionSettings
 from . import backend, checks
 from .drag_setup import DragSetup, check_picture, lazy_inputs_needed, prepare_drag
@@ -78,10 +80,23 @@ def drag_output(node, image, setup: DragSetup, latent: dict, handles) -> io.Node
     return io.NodeOutput(latent, tracked, ui={"drag_preview": [dict(r) for r in preview], "tracked_points": [tracked]})
 
 
+def region_input() -> io.String.Input:
+    """The editable region painted in the point editor (last of the inputs, so workflows saved before it load)."""
+    return io.String.Input("region", default="", optional=True,
+                           tooltip=f"The editable region painted in the point editor, {REGION_FORMAT}; a connected "
+                                   "mask wins over it.")
+
+
+def check_texts(drag_points, region=None) -> bool | str:
+    """``validate_inputs`` of both drag nodes: the points' and the region's JSON (linked text arrives as None)."""
+    answer = checks.at_queue(read_drag_points, drag_points)
+    return answer if answer is not True else checks.at_queue(read_region, region)
+
+
 def check_before_model(inputs: dict) -> list:
     """``check_lazy_status`` of both drag nodes: the picture, points and mask first; then ask for the rest."""
     if inputs.get("image") is not None and isinstance(inputs.get("drag_points"), str):
-        check_picture(inputs["image"], inputs["drag_points"], inputs.get("mask"))
+        check_picture(inputs["image"], inputs["drag_points"], inputs.get("mask"), inputs.get("region"))
     return lazy_inputs_needed(inputs)
 
 
@@ -129,11 +144,13 @@ class DragLatentOptimize(io.ComfyNode):
                              tooltip="r_p: half-size of the point-tracking search window, in supervision pixels."),
                 io.Conditioning.Input("negative", optional=True, tooltip="Negative prompt, used when cfg != 1."),
                 io.Mask.Input("mask", optional=True,
-                              tooltip="Editable region (1 = may change), e.g. from LoadImage's mask editor. Empty "
-                                      "or absent: everything may change and there is no mask term."),
+                              tooltip="Editable region (1 = may change), e.g. from LoadImage's mask editor; it wins "
+                                      "over the painted region. Neither: everything may change and there is no "
+                                      "mask term."),
                 io.Latent.Input("latent", optional=True, lazy=True,
                                 tooltip="Start from this latent instead of the trajectory's last one (e.g. a "
                                         "previous drag); it must have the trajectory's shape."),
+                region_input(),
             ],
             outputs=[
                 io.Latent.Output(display_name="latent", tooltip="The optimised latent, for Latent MasaCtrl Denoise."),
@@ -143,9 +160,9 @@ class DragLatentOptimize(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, drag_points) -> bool | str:
+    def validate_inputs(cls, drag_points, region=None) -> bool | str:
         """At queue time, before LoRA tuning and inversion run: the JSON's shape (linked text arrives as None)."""
-        return checks.at_queue(read_drag_points, drag_points)
+        return check_texts(drag_points, region)
 
     @classmethod
     def check_lazy_status(cls, **inputs) -> list:
@@ -153,9 +170,10 @@ class DragLatentOptimize(io.ComfyNode):
 
     @classmethod
     def execute(cls, model, positive, trajectory, image, drag_points, steps, learning_rate, mask_weight, cfg,
-                feature_block, motion_radius, track_radius, negative=None, mask=None, latent=None) -> io.NodeOutput:
+                feature_block, motion_radius, track_radius, negative=None, mask=None, latent=None,
+                region=None) -> io.NodeOutput:
         setup = prepare_drag(model, positive, trajectory, image, drag_points, cfg, feature_block, negative, mask,
-                             latent)
+                             latent, region)
         settings = DragDiffusionSettings(steps=steps, learning_rate=learning_rate, mask_weight=mask_weight,
                                          motion_radius=motion_radius, track_radius=track_radius)
         sigmas = trajectory.sampling_sigmas()

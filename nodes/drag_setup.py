@@ -11,6 +11,7 @@ import torch
 
 from ..core.grids import VAE_SCALE, image_points_to_grid, mask_to_latent_nearest, supervision_grid_hw
 from ..core.points import parse_drag_points
+from ..core.regions import rasterize, read_region
 from . import backend, checks
 from .trajectory import InversionTrajectory
 from .unet_hooks import check_feature_block, diffusion_model
@@ -36,14 +37,18 @@ def _image(image) -> torch.Tensor:
     return image
 
 
-def check_picture(image, drag_points, mask=None) -> Picture:
-    """The checks that need no model: the points inside the picture, the mask of its size (or its latent's)."""
+def check_picture(image, drag_points, mask=None, region=None) -> Picture:
+    """The checks that need no model: the points inside the picture, the mask of its size (or its latent's).
+    The editable mask is the connected one, else the region painted in the point editor."""
     image_hw = tuple(_image(image).shape[1:3])
     handles, targets = parse_drag_points(drag_points, image_hw)
     # An empty mask means nothing was drawn (the reference's semantics): LoadImage gives a 64x64 zero mask for
     # pictures without alpha, which must not trip the size check.
     if isinstance(mask, torch.Tensor) and not bool(mask.any()):
         mask = None
+    if mask is None:
+        painted = rasterize(read_region(region), image_hw)
+        mask = torch.from_numpy(painted) if painted.any() else None
     if mask is not None:
         latent_hw = (image_hw[0] // VAE_SCALE, image_hw[1] // VAE_SCALE)
         if not isinstance(mask, torch.Tensor) or tuple(mask.shape[-2:]) not in (image_hw, latent_hw):
@@ -102,11 +107,11 @@ def check_trajectory(model, trajectory, picture: Picture, latent=None) -> torch.
 
 
 def prepare_drag(model, positive, trajectory, image, drag_points, cfg: float, feature_block: int, negative=None,
-                 mask=None, latent=None) -> DragSetup:
+                 mask=None, latent=None, region=None) -> DragSetup:
     """The drag nodes' checks and conversions, all before the first model call."""
     checks.drag_cfg(cfg)
     positive = checks.conditioning(positive, "positive")
-    picture = check_picture(image, drag_points, mask)
+    picture = check_picture(image, drag_points, mask, region)
     samples = check_trajectory(model, trajectory, picture, latent)
     block = check_feature_block(diffusion_model(model), feature_block)
     if cfg != 1.0:

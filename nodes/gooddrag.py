@@ -3,10 +3,19 @@
 from comfy_api.latest import io
 
 from ..core.gooddrag import gooddrag
-from ..core.points import FORMAT, read_drag_points
+from ..core.points import FORMAT
 from ..core.settings import GOODDRAG, GoodDragSettings
 from . import backend, checks
-from .drag import check_before_model, drag_output, drag_problem, drag_run, preview_progress, run_drag_method
+from .drag import (
+    check_before_model,
+    check_texts,
+    drag_output,
+    drag_problem,
+    drag_run,
+    preview_progress,
+    region_input,
+    run_drag_method,
+)
 from .drag_setup import prepare_drag
 from .inversion import Trajectory
 
@@ -68,7 +77,9 @@ class GoodDragLatentOptimize(io.ComfyNode):
                 io.Int.Input("feature_block", default=NODE_DEFAULTS.feature_block, min=-1, max=64,
                              tooltip="UNet decoder block supervising the motion; -1 = as DragDiffusion."),
                 io.Conditioning.Input("negative", optional=True, tooltip="Negative prompt, used when cfg != 1."),
-                io.Mask.Input("mask", optional=True, tooltip="Editable region (1 = may change)."),
+                io.Mask.Input("mask", optional=True, tooltip="Editable region (1 = may change); it wins over the "
+                                                             "painted region."),
+                region_input(),
             ],
             outputs=[
                 io.Latent.Output(display_name="latent",
@@ -80,8 +91,8 @@ class GoodDragLatentOptimize(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, drag_points) -> bool | str:
-        return checks.at_queue(read_drag_points, drag_points)
+    def validate_inputs(cls, drag_points, region=None) -> bool | str:
+        return check_texts(drag_points, region)
 
     @classmethod
     def check_lazy_status(cls, **inputs) -> list:
@@ -95,8 +106,9 @@ class GoodDragLatentOptimize(io.ComfyNode):
     @classmethod
     def execute(cls, model, positive, trajectory, image, drag_points, drag_end_step, tracks_per_step,
                 max_updates_per_track, step_bound, learning_rate, mask_weight, motion_radius, track_radius,
-                max_unchanged_tracks, cfg, feature_block, negative=None, mask=None) -> io.NodeOutput:
-        setup = prepare_drag(model, positive, trajectory, image, drag_points, cfg, feature_block, negative, mask)
+                max_unchanged_tracks, cfg, feature_block, negative=None, mask=None, region=None) -> io.NodeOutput:
+        setup = prepare_drag(model, positive, trajectory, image, drag_points, cfg, feature_block, negative, mask,
+                             region=region)
         check_drag_end_step(drag_end_step, trajectory.encoded_steps)
         settings = GoodDragSettings(
             drag_end_step=drag_end_step, tracks_per_step=tracks_per_step, max_updates_per_track=max_updates_per_track,

@@ -1,0 +1,95 @@
+"""Drag Region Warp node: the instant drag's warp (Inpaint4Drag), in a fraction of a second, for any inpainting
+model to fill what it uncovers.  The point editor on the node places the pairs, paints the region and previews the
+warp live through the pack's route (nodes/routes.py), which runs the same core function."""
+from dataclasses import replace
+
+import numpy as np
+import torch
+
+from comfy_api.latest import io, ui
+
+from ..core.instant_drag import check_at_queue, plan_drag
+from ..core.points import FORMAT
+from ..core.region_warp import apply_warp
+from ..core.regions import FORMAT as REGION_FORMAT
+from ..core.settings import INSTANT_DRAG
+from . import checks
+
+DEFAULTS = INSTANT_DRAG.warp
+
+
+def _picture(image) -> np.ndarray:
+    if not isinstance(image, torch.Tensor) or image.ndim != 4 or image.shape[-1] not in (3, 4):
+        raise ValueError("image must be an IMAGE [batch, height, width, channels]")
+    if image.shape[0] != 1:
+        raise ValueError(f"image has batch {image.shape[0]}: Drag Region Warp moves one picture at a time")
+    return image[0].detach().float().cpu().numpy()
+
+
+def _given_mask(mask):
+    """A connected MASK that has a region in it, as numpy; an empty one (e.g. Load Image's for a picture without
+    alpha) leaves the painted region in charge."""
+    if mask is None or not bool(mask.any()):
+        return None
+    if mask.ndim == 3 and mask.shape[0] != 1:
+        raise ValueError(f"mask has batch {mask.shape[0]}: give one region mask")
+    return mask.detach().float().cpu().numpy()
+
+
+class DragRegionWarp(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="DragEdit_RegionWarp",
+            display_name="Drag Region Warp",
+            category="image editing",
+            description="Instant drag (Inpaint4Drag): the painted region moves with the handle->target pairs by a "
+                        "bidirectional warp, with no model and no optimisation; inpaint the area it uncovers "
+                        "(inpaint_mask) with any inpainting model, then paste that area into the warped picture.",
+            inputs=[
+                io.Image.Input("image", tooltip="The picture (one): the point editor shows it, points and the "
+                                                "region are in its pixels."),
+                io.String.Input("drag_points", multiline=True, default="[]",
+                                tooltip=f"Handle->target pairs, {FORMAT}. Each handle must lie on the region it "
+                                        "drags. Written by the point editor."),
+                io.Int.Input("kernel", default=DEFAULTS.kernel, min=0, max=64,
+                             tooltip="Pixels the area to inpaint grows by, and the width of the band inpainted "
+                                     "along the moved region's outline (Inpaint4Drag: 5; 0 = neither)."),
+                io.Mask.Input("mask", optional=True,
+                              tooltip="The region to move, instead of the painted one (an empty mask leaves the "
+                                      "painted region in charge)."),
+                io.String.Input("region", default="", optional=True,
+                                tooltip=f"The painted region, {REGION_FORMAT}, in pixels of the picture. Written by "
+                                        "the point editor's brush and eraser."),
+            ],
+            outputs=[
+                io.Image.Output(display_name="warped", tooltip="The picture with the region moved."),
+                io.Mask.Output(display_name="inpaint_mask",
+                               tooltip="What to inpaint: the area the region uncovered (grown by kernel) and a band "
+                                       "along its new outline."),
+                io.Mask.Output(display_name="moved_region", tooltip="The region at its new place."),
+                io.Mask.Output(display_name="region", tooltip="The region that moved, at its old place."),
+            ],
+        )
+
+    @classmethod
+    def validate_inputs(cls, drag_points, kernel, region=None) -> bool | str:
+        """At queue time: the JSON of both, and each handle on the painted region (linked values arrive as None)."""
+        if drag_points is None or kernel is None:
+            return True
+        return checks.at_queue(lambda text: check_at_queue(text, region, kernel), drag_points)
+
+    @classmethod
+    def execute(cls, image, drag_points, kernel, mask=None, region=None) -> io.NodeOutput:
+        picture = _picture(image)
+        plan, moved = plan_drag(picture.shape[:2], drag_points, region, _given_mask(mask),
+                                replace(DEFAULTS, kernel=kernel))
+        warped = torch.from_numpy(apply_warp(picture, plan))[None].to(image.dtype)
+
+        def as_mask(array):
+            return torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))[None]
+
+        preview = ui.ImageSaveHelper.save_images(image[:1, ..., :3], "drag_edit_points", ui.FolderType.temp, cls)
+        return io.NodeOutput(warped, as_mask(plan.inpaint_mask), as_mask(plan.moved_mask), as_mask(moved),
+                             ui={"drag_preview": [dict(r) for r in preview]})
+
