@@ -6,7 +6,6 @@ One implementation serves both, so the preview shows exactly what the node will 
 they are rounded to whole pixels, a handle on the far edge (x = W) to the last one.  Targets may lie on or just past
 the far edge: what moves off the picture is dropped.
 """
-from dataclasses import replace
 from typing import Optional
 
 import numpy as np
@@ -60,12 +59,11 @@ def preview(picture: np.ndarray, drag_points: str, region_text=None,
     return preview_warp(picture, plan, settings)
 
 
-def check_at_queue(drag_points, region_text, kernel: int) -> None:
+def check_at_queue(drag_points, region_text) -> None:
     """What needs no picture: the points' JSON, the strokes' JSON, and, where a region is painted, that every
     handle lies on it, checked on the picture the region was painted on (its size is in the strokes)."""
     read_drag_points(drag_points)
     region = read_region(region_text)
     if region.painted:
         width, height = region.size
-        settings = replace(INSTANT_DRAG.warp, kernel=kernel)
-        plan_drag((height, width), drag_points, region_text, settings=settings)
+        plan_drag((height, width), drag_points, region_text)

@@ -129,21 +129,25 @@ class InstantDragSettings:
 
 @dataclass(frozen=True)
 class InpaintSettings:
-    """The instant drag's inpainting half, run by stock nodes: the official ``evaluation.py`` (SD1.5 inpainting with
-    the LCM-LoRA fused, 4 steps, no guidance, an empty prompt, 512x512)."""
-    steps: int = 4  # evaluation.py (the official UI's inpaint() uses 8)
-    cfg: float = 1.0  # guidance_scale 1.0: no classifier-free guidance
-    denoise: float = 1.0  # strength 1.0 (the UI uses 0.99 with SDXL)
-    sampler_name: str = "lcm"  # LCM scheduler with the LCM-LoRA fused
-    size: int = 512  # evaluation.py resizes picture and mask to 512x512 and the result back
-    composite_inside: str = "region"  # evaluation.py pastes the inpainted picture inside the region mask; the UI
-    # inside the inpaint mask ("inpaint")
+    """The instant drag's inpainting half, run by stock nodes (inpaint conditioning, KSampler, a composite).  The
+    official code inpaints with an empty prompt and no guidance; ``evaluation.py`` also pastes the result back
+    inside the region mask where its UI pastes it inside the inpaint mask."""
+    steps: int = 20  # our choice for a plain inpainting checkpoint (the LCM variant below: the official 4)
+    cfg: float = 1.0  # the official guidance_scale 1.0: no classifier-free guidance
+    sampler_name: str = "euler"  # our choice for a plain inpainting checkpoint
+    scheduler: str = "normal"
+    denoise: float = 1.0  # the official strength 1.0 (its UI uses 0.99 with SDXL)
+    lora: str = ""  # a LoRA the sampler's model loads first ("": none)
+    composite_inside: str = "inpaint"  # the official UI: the inpaint mask; evaluation.py: the region ("region")
 
 
 @dataclass(frozen=True)
 class InstantDragMethod:
     warp: InstantDragSettings = InstantDragSettings()
     inpaint: InpaintSettings = InpaintSettings()
+    # evaluation.py: SD1.5 inpainting with the LCM-LoRA fused, LCM scheduler, 4 steps (its UI's inpaint() uses 8)
+    lcm_inpaint: InpaintSettings = InpaintSettings(steps=4, sampler_name="lcm", scheduler="sgm_uniform",
+                                                   lora="lcm-lora-sdv1-5.safetensors")
 
 
 INSTANT_DRAG = InstantDragMethod()

@@ -12,7 +12,7 @@ import os
 from dataclasses import replace
 from pathlib import Path
 
-from core.settings import DIFFEDIT, DRAGDIFFUSION, GOODDRAG, node_inputs
+from core.settings import DIFFEDIT, DRAGDIFFUSION, GOODDRAG, INSTANT_DRAG, node_inputs
 
 OUT = Path(__file__).resolve().parents[1] / "workflows"
 
@@ -124,25 +124,36 @@ def diffedit() -> list[dict]:
 
 
 # [{"handle": [x, y], "target": [x, y]}] in pixels of the 512x512 picture the drag sees.
-# Real image: raise the girl's arm on the right (hand and forearm lifted), inside the editable box below.
+# Real image: raise the girl's arm on the right (hand and forearm lifted), inside the editable area below.
 RAISE_ARM_POINTS = '[{"handle":[397,238],"target":[380,150]},{"handle":[345,240],"target":[335,195]}]'
-ARM_BOX = (300, 90, 130, 190)  # x, y, width, height of the editable area around that arm and above it
+
+
+def painted(*strokes) -> str:
+    """A region as the point editor stores it (core/regions.py), on the 512x512 picture: (radius, points) strokes."""
+    return json.dumps({"size": [SIZE, SIZE], "strokes": [{"radius": radius, "points": [list(p) for p in points]}
+                                                         for radius, points in strokes]}, separators=(",", ":"))
+
+
+# The drag's editable area: the arm on the right and the sky above it, where the raised arm goes.
+ARM_AREA = painted((55.0, [(365.0, 140.0), (365.0, 230.0)]))
+# The instant drag's region to move: that forearm and hand.
+ARM = painted((16.0, [(312.0, 240.0), (350.0, 240.0), (402.0, 237.0)]))
 # Generated image: its content depends on the checkpoint; move these onto it in the point editor after a first run.
 EXAMPLE_POINTS = '[{"handle":[200,260],"target":[260,240]},{"handle":[330,180],"target":[350,140]}]'
 DRAG_NODES = {"dragdiffusion": "DragEdit_DragLatentOptimize", "gooddrag": "DragEdit_GoodDragLatentOptimize"}
 
 
-def drag_tail(first_id, model, positive, negative, trajectory, image, mask, points, method=DRAGDIFFUSION, x=760):
-    """Drag (``method``'s node and settings) -> Latent MasaCtrl Denoise -> VAEDecode -> SaveImage."""
+def drag_tail(first_id, model, positive, negative, trajectory, image, region, points, method=DRAGDIFFUSION, x=760):
+    """Drag (``method``'s node and settings; ``region`` painted) -> Latent MasaCtrl Denoise -> VAEDecode ->
+    SaveImage."""
     guidance = {"negative": ("CONDITIONING", *negative)} if negative else {}
     drag_inputs = {"model": ("MODEL", *model), "positive": ("CONDITIONING", *positive), **guidance,
                    "trajectory": ("INVERSION_TRAJECTORY", *trajectory), "image": ("IMAGE", *image)}
-    if mask:
-        drag_inputs["mask"] = ("MASK", *mask)
     drag_id, denoise_id, decode_id = first_id, first_id + 1, first_id + 2
     return [
         {"id": drag_id, "type": DRAG_NODES[method.name], "pos": [x, 300], "size": [420, 620],
-         "widgets": {"drag_points": points, **node_inputs(method.drag), **node_inputs(method.drag_node_settings)},
+         "widgets": {"drag_points": points, **node_inputs(method.drag), **node_inputs(method.drag_node_settings),
+                     "region": region},
          "inputs": drag_inputs, "outputs": [("latent", "LATENT"), ("tracked_points", "STRING")]},
         {"id": denoise_id, "type": "DragEdit_LatentMasaCtrlDenoise", "pos": [x + 460, 300], "size": [320, 200],
          "widgets": node_inputs(method.denoise),
@@ -156,25 +167,11 @@ def drag_tail(first_id, model, positive, negative, trajectory, image, mask, poin
     ]
 
 
-def arm_mask() -> list[dict]:
-    """An editable box (1) on a kept 512x512 field (0), from stock nodes; a painted mask of the same size works too."""
-    x, y, width, height = ARM_BOX
-    return [
-        {"id": 16, "type": "SolidMask", "pos": [20, 1120], "widgets": {"value": 0.0, "width": SIZE, "height": SIZE},
-         "title": "Kept (0)", "outputs": [("MASK", "MASK")]},
-        {"id": 17, "type": "SolidMask", "pos": [20, 1280], "widgets": {"value": 1.0, "width": width, "height": height},
-         "title": "Editable (1)", "outputs": [("MASK", "MASK")]},
-        {"id": 18, "type": "MaskComposite", "pos": [380, 1120], "widgets": {"x": x, "y": y, "operation": "add"},
-         "title": "Drag mask", "inputs": {"destination": ("MASK", 16, 0), "source": ("MASK", 17, 0)},
-         "outputs": [("MASK", "MASK")]},
-    ]
-
-
 def drag_real_image(method=DRAGDIFFUSION) -> list[dict]:
-    """LoadImage -> 512x512 -> LoRA Identity Tune -> DDIM Inversion -> drag (with a mask) -> MasaCtrl -> save, at
-    ``method``'s settings."""
+    """LoadImage -> 512x512 -> LoRA Identity Tune -> DDIM Inversion -> drag (with a painted editable area) ->
+    MasaCtrl -> save, at ``method``'s settings."""
     return [
-        CHECKPOINT, LOAD_IMAGE, SCALE, *arm_mask(),
+        CHECKPOINT, LOAD_IMAGE, SCALE,
         {"id": 3, "type": "VAEEncode", "pos": [20, 920], "inputs": {"pixels": ("IMAGE", 15, 0), "vae": ("VAE", 1, 2)},
          "outputs": [("LATENT", "LATENT")]},
         text(4, [380, 40], PICTURE, "Prompt (describes the image)"),
@@ -185,8 +182,8 @@ def drag_real_image(method=DRAGDIFFUSION) -> list[dict]:
         {"id": 6, "type": "DragEdit_DDIMInversion", "pos": [380, 680], "widgets": node_inputs(method.inversion),
          "inputs": {"model": ("MODEL", 5, 0), "latent": ("LATENT", 3, 0), "positive": ("CONDITIONING", 4, 0)},
          "outputs": [("latent", "LATENT"), ("trajectory", "INVERSION_TRAJECTORY")]},
-        *drag_tail(7, model=(5, 0), positive=(4, 0), negative=None, trajectory=(6, 1), image=(15, 0), mask=(18, 0),
-                   points=RAISE_ARM_POINTS, method=method),
+        *drag_tail(7, model=(5, 0), positive=(4, 0), negative=None, trajectory=(6, 1), image=(15, 0),
+                   region=ARM_AREA, points=RAISE_ARM_POINTS, method=method),
     ]
 
 
@@ -221,13 +218,65 @@ def drag_generated_image() -> list[dict]:
         {"id": 6, "type": "DragEdit_DDIMInversion", "pos": [380, 560], "widgets": node_inputs(generated.inversion),
          "inputs": {"model": ("MODEL", 1, 0), "latent": ("LATENT", 3, 0), "positive": ("CONDITIONING", 4, 0)},
          "outputs": [("latent", "LATENT"), ("trajectory", "INVERSION_TRAJECTORY")]},
-        *drag_tail(7, model=(1, 0), positive=(4, 0), negative=(5, 0), trajectory=(6, 1), image=(11, 0), mask=None,
+        *drag_tail(7, model=(1, 0), positive=(4, 0), negative=(5, 0), trajectory=(6, 1), image=(11, 0), region="",
                    points=EXAMPLE_POINTS, method=generated),
     ]
 
 
+INPAINT_CHECKPOINT = "sd-v1-5-inpainting.safetensors"
+
+
+def instant_drag(inpaint=INSTANT_DRAG.inpaint) -> list[dict]:
+    """LoadImage -> 512x512 -> Drag Region Warp -> inpaint conditioning -> KSampler -> VAEDecode -> the inpainted
+    area pasted into the warped picture -> save; ``inpaint.lora`` (the LCM variant) loads between checkpoint and
+    sampler."""
+    checkpoint = {**CHECKPOINT, "widgets": {"ckpt_name": INPAINT_CHECKPOINT}}
+    model = (1, 0)
+    lora = []
+    if inpaint.lora:  # the LCM LoRA acts on the UNet only
+        lora = [{"id": 16, "type": "LoraLoaderModelOnly", "pos": [20, 1120], "title": "LCM LoRA",
+                 "widgets": {"lora_name": inpaint.lora, "strength_model": 1.0},
+                 "inputs": {"model": ("MODEL", 1, 0)}, "outputs": [("MODEL", "MODEL")]}]
+        model = (16, 0)
+    empty = text(4, [380, 40], "", "Empty prompt (as Inpaint4Drag)")
+    paste = {"inpaint": ("MASK", 20, 1), "region": ("MASK", 20, 3)}[inpaint.composite_inside]
+    return [
+        checkpoint, LOAD_IMAGE, SCALE, *lora, empty,
+        {"id": 20, "type": "DragEdit_RegionWarp", "pos": [380, 260], "size": [420, 620],
+         "widgets": {"drag_points": RAISE_ARM_POINTS, **node_inputs(INSTANT_DRAG.warp), "region": ARM},
+         "inputs": {"image": ("IMAGE", 15, 0)},
+         "outputs": [("warped", "IMAGE"), ("inpaint_mask", "MASK"), ("moved_region", "MASK"), ("region", "MASK")]},
+        {"id": 21, "type": "InpaintModelConditioning", "pos": [840, 60],
+         "widgets": {"noise_mask": True},
+         "inputs": {"positive": ("CONDITIONING", 4, 0), "negative": ("CONDITIONING", 4, 0), "vae": ("VAE", 1, 2),
+                    "pixels": ("IMAGE", 20, 0), "mask": ("MASK", 20, 1)},
+         "outputs": [("positive", "CONDITIONING"), ("negative", "CONDITIONING"), ("latent", "LATENT")]},
+        {"id": 22, "type": "KSampler", "pos": [840, 260], "size": [315, 262],
+         "widgets": {"seed": 0, "steps": inpaint.steps, "cfg": inpaint.cfg, "sampler_name": inpaint.sampler_name,
+                     "scheduler": inpaint.scheduler, "denoise": inpaint.denoise},
+         "inputs": {"model": ("MODEL", *model), "positive": ("CONDITIONING", 21, 0),
+                    "negative": ("CONDITIONING", 21, 1), "latent_image": ("LATENT", 21, 2)},
+         "outputs": [("LATENT", "LATENT")]},
+        {"id": 23, "type": "VAEDecode", "pos": [1200, 260], "inputs": {"samples": ("LATENT", 22, 0),
+                                                                       "vae": ("VAE", 1, 2)},
+         "outputs": [("IMAGE", "IMAGE")]},
+        {"id": 24, "type": "ImageCompositeMasked", "pos": [1200, 400], "title": "Paste the inpainted area",
+         "widgets": {"x": 0, "y": 0, "resize_source": False},
+         "inputs": {"destination": ("IMAGE", 20, 0), "source": ("IMAGE", 23, 0), "mask": paste},
+         "outputs": [("IMAGE", "IMAGE")]},
+        {"id": 25, "type": "SaveImage", "pos": [1560, 260], "size": [400, 420],
+         "widgets": {"filename_prefix": "instant_drag"}, "inputs": {"images": ("IMAGE", 24, 0)}},
+    ]
+
+
+def instant_drag_lcm() -> list[dict]:
+    """The instant drag as Inpaint4Drag evaluates it: an LCM LoRA on the inpainting checkpoint, 4 steps."""
+    return instant_drag(INSTANT_DRAG.lcm_inpaint)
+
+
 WORKFLOWS = {"diffedit.json": diffedit, "drag_real_image.json": drag_real_image,
-             "drag_generated_image.json": drag_generated_image, "gooddrag_real_image.json": gooddrag_real_image}
+             "drag_generated_image.json": drag_generated_image, "gooddrag_real_image.json": gooddrag_real_image,
+             "instant_drag.json": instant_drag, "instant_drag_lcm.json": instant_drag_lcm}
 
 
 def workflows(classes: dict) -> dict:
@@ -266,7 +315,7 @@ def thumbnail_drag_real_image():
     draw.line([(215, 125), (290, 130)], fill=(235, 225, 218), width=12)  # the arm before (faded)
     draw.line([(215, 125), (275, 65)], fill=SKIN, width=12)  # ... and raised
     _arrow(draw, (290, 130), (278, 70))
-    draw.rectangle((205, 40, 310, 150), outline=(255, 230, 0), width=3)  # the editable area
+    draw.rounded_rectangle((210, 40, 310, 150), radius=45, outline=(255, 230, 0), width=3)  # the painted area
     draw.text((10, 10), "Drag: raise the arm (real image)", fill="white")
     return image
 
@@ -296,9 +345,27 @@ def thumbnail_gooddrag_real_image():
     return image
 
 
+def thumbnail_instant_drag(title="Instant drag: warp the arm, inpaint the gap"):
+    from PIL import Image, ImageDraw
+
+    image, draw = _scene()
+    for x in range(230, 296, 6):  # the uncovered area, drawn as Inpaint4Drag's preview: a grid to inpaint
+        draw.line([(x, 118), (x, 142)], fill=(255, 255, 255), width=2)
+    draw.line([(215, 125), (275, 65)], fill=SKIN, width=12)  # the arm warped up
+    overlay = Image.new("RGBA", THUMB, (0, 0, 0, 0))
+    ImageDraw.Draw(overlay).line([(262, 78), (282, 58)], fill=(255, 80, 80, 110), width=18)  # the moved region
+    image = Image.alpha_composite(image.convert("RGBA"), overlay).convert("RGB")
+    draw = ImageDraw.Draw(image)
+    _arrow(draw, (290, 130), (278, 70))
+    draw.text((10, 10), title, fill="white")
+    return image
+
+
 THUMBNAILS = {"diffedit.jpg": thumbnail_diffedit, "drag_real_image.jpg": thumbnail_drag_real_image,
               "drag_generated_image.jpg": thumbnail_drag_generated_image,
-              "gooddrag_real_image.jpg": thumbnail_gooddrag_real_image}
+              "gooddrag_real_image.jpg": thumbnail_gooddrag_real_image,
+              "instant_drag.jpg": thumbnail_instant_drag,
+              "instant_drag_lcm.jpg": lambda: thumbnail_instant_drag("Instant drag, 4 LCM steps")}
 
 if __name__ == "__main__":
     from tests.support import comfy_host

@@ -73,11 +73,10 @@ class DragRegionWarp(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, drag_points, kernel, region=None) -> bool | str:
-        """At queue time: the JSON of both, and each handle on the painted region (linked values arrive as None)."""
-        if drag_points is None or kernel is None:
-            return True
-        return checks.at_queue(lambda text: check_at_queue(text, region, kernel), drag_points)
+    def validate_inputs(cls, drag_points, region=None) -> bool | str:
+        """At queue time: the JSON of both, and each handle on the painted region (linked values arrive as None;
+        ComfyUI shows a refusal under each input named here)."""
+        return checks.at_queue(lambda text: check_at_queue(text, region), drag_points)
 
     @classmethod
     def execute(cls, image, drag_points, kernel, mask=None, region=None) -> io.NodeOutput:

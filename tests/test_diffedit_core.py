@@ -213,6 +213,17 @@ def test_mask_clamp_is_per_image_not_batch_wide(setup):
         f"B: {int(theirs[1].sum())} vs {int(ours.binary[1].sum())} pixels")
 
 
+def test_the_difference_map_saturates_at_ratio_times_its_mean():
+    """Closed form: the soft map is min(d, r * mean) / (r * mean); an outlier reads 1 instead of stretching the
+    scale (the binary mask, d > r/2 * mean, does not depend on the clamp; the difference_map output does)."""
+    d = torch.tensor([0.0, 1.0, 2.0, 30.0])
+    query, reference = d.reshape(1, 1, 1, 1, 4), torch.zeros(1, 1, 1, 1, 4)  # [draws, B, C, h, w]
+    mask = mask_from_estimates(query, reference, clamp_ratio=3.0, threshold=0.5)
+    clamp = 3.0 * float(d.mean())
+    torch.testing.assert_close(mask.soft[0, 0], torch.tensor([0.0, 1 / clamp, 2 / clamp, 1.0]), rtol=0, atol=1e-7)
+    assert mask.binary[0, 0].tolist() == [0.0, 0.0, 0.0, 1.0]
+
+
 # ---------------------------------------------------------------------------------------------------------------------
 # 2. Prediction-type invariance
 

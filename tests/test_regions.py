@@ -120,9 +120,9 @@ def test_bad_input_is_refused_with_a_sentence(points, region, message):
 
 
 def test_the_queue_time_check_needs_no_picture():
-    check_at_queue(PAIR, REGION, 5)
-    check_at_queue(PAIR, "", 5)  # nothing painted: a MASK may be connected, checked when the node runs
+    check_at_queue(PAIR, REGION)
+    check_at_queue(PAIR, "")  # nothing painted: a MASK may be connected, checked when the node runs
     with pytest.raises(ValueError, match="pair 1: the handle \\(2, 2\\) lies in no region"):
-        check_at_queue(json.dumps([{"handle": [2, 2], "target": [40, 30]}]), REGION, 5)
+        check_at_queue(json.dumps([{"handle": [2, 2], "target": [40, 30]}]), REGION)
     with pytest.raises(ValueError, match="drag_points has no pairs"):
-        check_at_queue("[]", REGION, 5)
+        check_at_queue("[]", REGION)

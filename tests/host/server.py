@@ -125,15 +125,16 @@ def comfy_server(base: Path):
         _stop(proc)
 
 
-# What a template names in Load Checkpoint: queue-time validation only lists checkpoint names, so a placeholder file
-# of that name lets a template be queued; it is never loaded unless the graph runs.
-TEMPLATE_CHECKPOINT = "v1-5-pruned-emaonly.safetensors"
+# What the templates name in their loaders: queue-time validation only lists model names, so placeholder files of
+# those names let a template be queued; they are never loaded unless the graph runs.
+TEMPLATE_MODELS = {"checkpoints": ["v1-5-pruned-emaonly.safetensors", "sd-v1-5-inpainting.safetensors"],
+                   "loras": ["lcm-lora-sdv1-5.safetensors"]}
 
 
 @contextlib.contextmanager
 def serving(tmp_path_factory, name: str, inputs: dict, placeholder_checkpoint: bool = False, browser: bool = False):
     """A server for a test module: skipped (with the reason) where it cannot start; ``inputs`` maps file names in
-    its input folder to functions that write them."""
+    its input folder to functions that write them; ``placeholder_checkpoint`` adds the templates' model names."""
     reason = browser_missing_requirement() if browser else missing_requirement()
     if reason:
         pytest.skip(reason)
@@ -142,7 +143,9 @@ def serving(tmp_path_factory, name: str, inputs: dict, placeholder_checkpoint: b
     for file_name, write in inputs.items():
         write(base / "input" / file_name)
     if placeholder_checkpoint:
-        (base / "models" / "checkpoints").mkdir(parents=True)
-        (base / "models" / "checkpoints" / TEMPLATE_CHECKPOINT).write_bytes(b"never loaded")
+        for folder, names in TEMPLATE_MODELS.items():
+            (base / "models" / folder).mkdir(parents=True, exist_ok=True)
+            for model in names:
+                (base / "models" / folder / model).write_bytes(b"never loaded")
     with comfy_server(base) as started:
         yield started

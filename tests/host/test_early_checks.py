@@ -59,10 +59,12 @@ def test_a_drag_the_picture_refuses_fails_before_any_model_work(comfy, model_wor
     drag_id = next(key for key, node in prompt.items() if "LatentOptimize" in node["class_type"])
     if "drag_points" in broken:
         prompt[drag_id]["inputs"]["drag_points"] = broken["drag_points"]
-    else:  # the editable field of another size than the picture
-        for node in prompt.values():
-            if node["class_type"] == "SolidMask" and node["inputs"]["width"] == 512:
-                node["inputs"].update(width=broken["mask_size"], height=broken["mask_size"])
+    else:  # a MASK of another size than the picture, two nodes upstream (as Solid Mask + Mask Composite make one)
+        size = broken["mask_size"]
+        prompt["90"] = {"class_type": "SolidMask", "inputs": {"value": 1.0, "width": size, "height": size}}
+        prompt["91"] = {"class_type": "MaskComposite", "inputs": {"destination": ["90", 0], "source": ["90", 0],
+                                                                  "x": 0, "y": 0, "operation": "add"}}
+        prompt[drag_id]["inputs"]["mask"] = ["91", 0]
     executor = execute(comfy, prompt)
     assert not executor.success
     error = error_of(executor)

@@ -68,11 +68,11 @@ def test_bad_input_is_refused_with_a_sentence(comfy, kwargs, message):
 
 def test_what_needs_no_picture_is_checked_at_queue_time(comfy):
     validate = comfy.NODE_CLASS_MAPPINGS["DragEdit_RegionWarp"].validate_inputs
-    assert validate(drag_points=PAIRS, kernel=5, region=REGION) is True
-    assert validate(drag_points=None, kernel=5, region=REGION) is True  # linked: checked when the node runs
+    assert validate(drag_points=PAIRS, region=REGION) is True
+    assert validate(drag_points=None, region=REGION) is True  # linked: checked when the node runs
     assert "pair 1: the handle (5, 5) lies in no region" in validate(
-        drag_points=json.dumps([{"handle": [5, 5], "target": [40, 30]}]), kernel=5, region=REGION)
-    assert "region is not valid JSON" in validate(drag_points=PAIRS, kernel=5, region="{")
+        drag_points=json.dumps([{"handle": [5, 5], "target": [40, 30]}]), region=REGION)
+    assert "region is not valid JSON" in validate(drag_points=PAIRS, region="{")
 
 
 @pytest.mark.parametrize("node_id", ["DragEdit_DragLatentOptimize", "DragEdit_GoodDragLatentOptimize"])

@@ -16,7 +16,7 @@ from . import server
 from .test_queue_time import _get, _post_prompt
 
 WORKFLOWS = Path(__file__).resolve().parents[2] / "workflows"
-NAMES = ["diffedit", "drag_real_image", "drag_generated_image", "gooddrag_real_image"]
+NAMES = sorted(path.stem for path in WORKFLOWS.glob("*.json"))
 
 
 @pytest.fixture(scope="module")

@@ -37,14 +37,18 @@ class FakeServer:
 
 
 def quarter(node):
-    """The templates' 512 px working size at 128 px (and their mask box with it)."""
+    """The templates' 512 px working size at 128 px, with their points (the painted regions scale themselves)."""
     inputs = node["inputs"]
     if node["class_type"] == "ImageScale":
         inputs.update(width=128, height=128)
-    if node["class_type"] == "SolidMask":
-        inputs.update(width=inputs["width"] // 4, height=inputs["height"] // 4)
-    if node["class_type"] == "MaskComposite":
-        inputs.update(x=inputs["x"] // 4, y=inputs["y"] // 4)
+    if "drag_points" in inputs:
+        inputs["drag_points"] = json.dumps([{k: [v / 4 for v in p[k]] for k in ("handle", "target")}
+                                            for p in json.loads(inputs["drag_points"])])
+    if inputs.get("region"):  # painted on the 512 px picture: at 128 px the points and strokes shrink alike
+        region = json.loads(inputs["region"])
+        inputs["region"] = json.dumps({"size": [v // 4 for v in region["size"]], "strokes": [
+            {**s, "radius": s["radius"] / 4, "points": [[v / 4 for v in p] for p in s["points"]]}
+            for s in region["strokes"]]})
 
 
 def run_prompt(comfy, prompt):
@@ -84,12 +88,10 @@ def test_diffedit_workflow_executes(comfy, kind):
 def test_drag_workflows_execute(comfy, name, kind):
     import folder_paths
 
-    picture = (np.random.default_rng(1).random((128, 128, 4)) * 255).astype(np.uint8)  # alpha: a painted mask
-    picture[..., 3] = 255
-    picture[16:112, 16:112, 3] = 0  # the mask editor erases alpha where the user paints
-    Image.fromarray(picture, "RGBA").save(Path(folder_paths.get_input_directory()) / "example.png")
+    picture = (np.random.default_rng(1).random((128, 128, 3)) * 255).astype(np.uint8)
+    Image.fromarray(picture).save(Path(folder_paths.get_input_directory()) / "example.png")
     prompt = template_prompt(comfy, name, kind)
-    for node in prompt.values():  # keep CPU time small: 128 px instead of 512, points and mask box scaled by 1/4
+    for node in prompt.values():  # keep CPU time small: 128 px instead of 512, points scaled by 1/4
         inputs = node["inputs"]
         quarter(node)
         if node["class_type"] == "EmptyLatentImage":
@@ -98,15 +100,11 @@ def test_drag_workflows_execute(comfy, name, kind):
             inputs.update(steps=10)
         if node["class_type"] == "DragEdit_LoRAIdentityTune":
             inputs.update(steps=3, rank=2, batch_size=2)
-        if node["class_type"] in ("DragEdit_DragLatentOptimize", "DragEdit_GoodDragLatentOptimize"):
-            pairs = json.loads(inputs["drag_points"])
-            inputs["drag_points"] = json.dumps([{k: [v / 4 for v in p[k]] for k in ("handle", "target")}
-                                                for p in pairs])
-            if node["class_type"] == "DragEdit_DragLatentOptimize":
-                inputs["steps"] = 3
-            else:
-                inputs.update(drag_end_step=2, tracks_per_step=1, max_updates_per_track=1, motion_radius=2,
-                              track_radius=4)
+        if node["class_type"] == "DragEdit_DragLatentOptimize":
+            inputs["steps"] = 3
+        if node["class_type"] == "DragEdit_GoodDragLatentOptimize":
+            inputs.update(drag_end_step=2, tracks_per_step=1, max_updates_per_track=1, motion_radius=2,
+                          track_radius=4)
     executor = run_prompt(comfy, prompt)
     outputs = executor.history_result["outputs"]
     saved = [node_id for node_id, node in prompt.items() if node["class_type"] == "SaveImage"]
@@ -114,3 +112,26 @@ def test_drag_workflows_execute(comfy, name, kind):
     drag_id = next(node_id for node_id, node in prompt.items()
                    if node["class_type"] in ("DragEdit_DragLatentOptimize", "DragEdit_GoodDragLatentOptimize"))
     assert outputs[drag_id]["drag_preview"] and len(json.loads(outputs[drag_id]["tracked_points"][0])) == 2
+
+
+@pytest.mark.parametrize("name", ["instant_drag.json", "instant_drag_lcm.json"])
+def test_instant_drag_workflows_execute(comfy, name):
+    """On a tiny random inpainting checkpoint (9 input channels, as ComfyUI detects one): the warp, the stock
+    inpaint conditioning and sampler, the paste; the LCM variant loads its LoRA (an empty one here)."""
+    from safetensors.torch import save_file
+
+    import folder_paths
+
+    picture = (np.random.default_rng(2).random((128, 128, 3)) * 255).astype(np.uint8)
+    Image.fromarray(picture).save(Path(folder_paths.get_input_directory()) / "example.png")
+    loras = Path(folder_paths.get_folder_paths("loras")[0])
+    save_file({}, str(loras / "lcm-lora-sdv1-5.safetensors"))
+    prompt = template_prompt(comfy, name, "sd1-inpaint")
+    for node in prompt.values():
+        quarter(node)
+    executor = run_prompt(comfy, prompt)
+    outputs = executor.history_result["outputs"]
+    saved = next(node_id for node_id, node in prompt.items() if node["class_type"] == "SaveImage")
+    assert outputs[saved]["images"], "SaveImage wrote nothing"
+    warp = next(node_id for node_id, node in prompt.items() if node["class_type"] == "DragEdit_RegionWarp")
+    assert outputs[warp]["drag_preview"], "the point editor gets its picture"

@@ -55,16 +55,28 @@ def _randomize_full(module, seed, dtype):
                 tensor.copy_((torch.randn(tensor.shape, generator=generator) * (0.5 / fan_in ** 0.5)).to(dtype))
 
 
+def _sd15_base(unet: dict, kind: str, dtype: torch.dtype):
+    """An SD1.x BaseModel: ``kind`` ``...-v`` is v-prediction, ``...-inpaint`` an inpainting model (9 input
+    channels: the latent, the mask and the masked picture's latent, as ComfyUI detects such checkpoints)."""
+    inpaint = kind.endswith("-inpaint")
+    config = comfy.supported_models.SD15(dict(unet, in_channels=9) if inpaint else dict(unet))
+    config.set_inference_dtype(dtype, None)
+    model_type = comfy.model_base.ModelType.V_PREDICTION if kind.endswith("-v") else comfy.model_base.ModelType.EPS
+    base = comfy.model_base.BaseModel(config, model_type=model_type)
+    if inpaint:
+        base.set_inpaint()
+    return base
+
+
 def make_full_model(kind: str = "sd15", seed: int = 0, dtype: torch.dtype = torch.float32):
-    """A ModelPatcher around a full-size SD1.5 or SDXL UNet with random weights, in ``dtype``."""
+    """A ModelPatcher around a full-size SD1.5 (``sd15``, ``sd15-inpaint``) or SDXL UNet with random weights, in
+    ``dtype``."""
     if kind == "sdxl":
         config = comfy.supported_models.SDXL(dict(SDXL_FULL_UNET))
         config.set_inference_dtype(dtype, None)
         base = comfy.model_base.SDXL(config, model_type=comfy.model_base.ModelType.EPS)
     else:
-        config = comfy.supported_models.SD15(dict(SD15_UNET))
-        config.set_inference_dtype(dtype, None)
-        base = comfy.model_base.BaseModel(config, model_type=comfy.model_base.ModelType.EPS)
+        base = _sd15_base(SD15_UNET, kind, dtype)
     base.diffusion_model.to(dtype)
     _randomize_full(base.diffusion_model, seed, dtype)
     return comfy.model_patcher.ModelPatcher(base, load_device=mm.get_torch_device(),
@@ -87,16 +99,13 @@ def _randomize(module, seed):
 
 
 def make_model(kind: str = "sd1", seed: int = 0):
-    """A ModelPatcher around a tiny UNet: kind is 'sd1', 'sd1-v' (v-prediction) or 'sdxl'."""
+    """A ModelPatcher around a tiny UNet: kind is 'sd1', 'sd1-v' (v-prediction), 'sd1-inpaint' or 'sdxl'."""
     if kind == "sdxl":
         config = comfy.supported_models.SDXL(dict(SDXL_UNET))
         config.set_inference_dtype(torch.float32, None)
         base = comfy.model_base.SDXL(config, model_type=comfy.model_base.ModelType.EPS)
     else:
-        config = comfy.supported_models.SD15(dict(SD1_UNET))
-        config.set_inference_dtype(torch.float32, None)
-        model_type = comfy.model_base.ModelType.V_PREDICTION if kind == "sd1-v" else comfy.model_base.ModelType.EPS
-        base = comfy.model_base.BaseModel(config, model_type=model_type)
+        base = _sd15_base(SD1_UNET, kind, torch.float32)
     _randomize(base.diffusion_model, seed)
     return comfy.model_patcher.ModelPatcher(base, load_device=mm.get_torch_device(),
                                             offload_device=mm.unet_offload_device())

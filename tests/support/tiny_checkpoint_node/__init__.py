@@ -1,7 +1,8 @@
 """Test-only ComfyUI custom node: a checkpoint with random weights (no weights can be downloaded where the tests run).
 
-``ckpt_name`` names the architecture: ``sd1``, ``sd1-v`` (v-prediction) or ``sdxl`` for the tiny UNets of the host
-tests, ``sd15-full`` or ``sdxl-full`` for the real block structure and widths the bench measures.  A test server
+``ckpt_name`` names the architecture: ``sd1``, ``sd1-v`` (v-prediction), ``sd1-inpaint`` (9 input channels) or
+``sdxl`` for the tiny UNets of the host tests, ``sd15-full``, ``sd15-inpaint-full`` or ``sdxl-full`` for the real block
+structure and widths the bench measures.  A test server
 loads this folder as a custom node; in-process runs register it (``tests/support/comfy_host.py``).  It is never
 installed with the pack.  Modules are loaded by file path: the server has neither the pack nor ``tests`` on its path.
 """

@@ -18,7 +18,7 @@ import {
 
 const { url: URL_, chromium: CHROMIUM } = serverAndBrowser();
 const WORKFLOWS = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..", "..", "workflows");
-const TEMPLATES = ["diffedit", "drag_real_image", "drag_generated_image", "gooddrag_real_image"];
+const TEMPLATES = fs.readdirSync(WORKFLOWS).filter((f) => f.endsWith(".json")).map((f) => f.slice(0, -5)).sort();
 const DRAG_NODES = new Set([NODE_CLASS, "DragEdit_GoodDragLatentOptimize"]);
 
 const summary = { url: URL_, ok: false, checks: {}, failures: [] };
