@@ -1,8 +1,10 @@
 """Time and peak memory of one stage, in the process that runs it (peak memory as :mod:`core.memory` counts it:
 the allocator's peak on a GPU, the process's peak resident set on the CPU, both since the stage began)."""
 import json
+import subprocess
 import sys
 import time
+from pathlib import Path
 
 import torch
 
@@ -39,3 +41,18 @@ def parse(stdout: str) -> dict:
     if not lines:
         raise RuntimeError("the stage printed no result")
     return json.loads(lines[-1][len("BENCH_RESULT "):])
+
+
+def run_fresh(script: Path, label: str, arguments: list) -> dict:
+    """Run ``script`` with ``arguments`` in a fresh Python process (so each stage's peak memory is its own) and
+    return what it emitted; stops the bench with the stage's output when it fails."""
+    print(f"  {label} ...", end="", flush=True)
+    done = subprocess.run([sys.executable, str(script), *arguments], cwd=Path(__file__).resolve().parents[1],
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        print(" FAILED")
+        sys.stderr.write(done.stdout[-3000:] + done.stderr[-6000:])
+        raise SystemExit(f"stage {label} failed (exit {done.returncode})")
+    result = parse(done.stdout)
+    print(" " + ", ".join(f"{k} {v.get('seconds', v.get('median_ms'))}" for k, v in result.items()), flush=True)
+    return result

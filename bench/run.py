@@ -23,7 +23,6 @@ import datetime
 import json
 import os
 import platform
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -34,7 +33,7 @@ if str(ROOT) not in sys.path:
 
 import torch  # noqa: E402
 
-from bench.measure import emit, parse  # noqa: E402
+from bench.measure import emit, run_fresh  # noqa: E402
 
 DIFFUSERS_STAGES = ["lora", "inversion", "drag_fast_nomask", "drag_reference_nomask", "drag_fast_mask",
                     "drag_reference_mask", "masactrl", "diffedit"]
@@ -82,17 +81,8 @@ def run_stage_here(part: str, name: str, config: dict) -> None:
 
 
 def run_stage(part: str, name: str, config: dict) -> dict:
-    command = [sys.executable, str(Path(__file__).resolve()), "--stage", name, "--part", part,
-               "--config", json.dumps(config)]
-    print(f"  {part}: {name} ...", end="", flush=True)
-    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
-    if done.returncode != 0:
-        print(" FAILED")
-        sys.stderr.write(done.stdout[-3000:] + done.stderr[-6000:])
-        raise SystemExit(f"stage {part}:{name} failed (exit {done.returncode})")
-    result = parse(done.stdout)
-    print(" " + ", ".join(f"{k} {v['seconds']} s" for k, v in result.items()), flush=True)
-    return result
+    return run_fresh(Path(__file__).resolve(), f"{part}: {name}",
+                     ["--stage", name, "--part", part, "--config", json.dumps(config)])
 
 
 def equivalence(scratch: Path) -> dict:

@@ -7,8 +7,12 @@ the picture, shows on the node): ComfyUI runs a ready output node, and the nodes
 of the others, so the check comes before the LoRA training and the inversion upstream (a typo in the points costs
 nothing; ``tests/host/test_early_checks.py`` runs the templates so).
 """
+import os
+import uuid
+
 import comfy.utils
-from comfy_api.latest import io, ui
+import folder_paths
+from comfy_api.latest import io
 
 from ..core.drag import DragProblem, DragRun, optimize_drag_latent
 from ..core.drag_model import at_sigma
@@ -71,13 +75,20 @@ def run_drag_method(model, setup: DragSetup, cfg: float, sigmas, method):
                               autograd=True)
 
 
-def drag_output(node, image, setup: DragSetup, latent: dict, handles) -> io.NodeOutput:
+def editor_picture(image) -> list[dict]:
+    """The picture the point editor shows after a run (web/js/drag_points_editor.js), as the ``ui`` entry ComfyUI
+    serves from its temp folder (emptied when it starts).  A JPEG under a unique name: a tenth of a PNG's time, and no
+    scan of the folder for the next free number."""
+    name = f"drag_edit_points_{uuid.uuid4().hex}.jpg"
+    image_to_pil(image[0]).save(os.path.join(folder_paths.get_temp_directory(), name), quality=95)
+    return [{"filename": name, "subfolder": "", "type": "temp"}]
+
+
+def drag_output(image, setup: DragSetup, latent: dict, handles) -> io.NodeOutput:
     """The LATENT, the tracked pairs, and the picture the point editor shows with them after a run."""
     tracked = format_drag_points(grid_points_to_image(handles.cpu(), setup.image_hw, setup.grid_hw),
                                  setup.targets_xy)
-    preview = ui.ImageSaveHelper.save_images(image[:1, ..., :3], "drag_edit_points", ui.FolderType.temp, node)
-    # The point editor shows the picture and the tracked handles after a run (web/js/drag_points_editor.js).
-    return io.NodeOutput(latent, tracked, ui={"drag_preview": [dict(r) for r in preview], "tracked_points": [tracked]})
+    return io.NodeOutput(latent, tracked, ui={"drag_preview": editor_picture(image), "tracked_points": [tracked]})
 
 
 def region_input() -> io.String.Input:
@@ -187,5 +198,5 @@ class DragLatentOptimize(io.ComfyNode):
                                         should_stop=backend.check_interrupt)
 
         optimised, result = run_drag_method(model, setup, cfg, sigmas, drag)
-        return drag_output(cls, image, setup, {"samples": optimised.detach().clone(), **trajectory.at_step(0)},
+        return drag_output(image, setup, {"samples": optimised.detach().clone(), **trajectory.at_step(0)},
                            result.handles)

@@ -125,4 +125,4 @@ class GoodDragLatentOptimize(io.ComfyNode):
         edited, result = run_drag_method(model, setup, cfg, sigmas, drag)
         show(drag_end_step)
         step = trajectory.at_step(result.steps, source=backend.to_latent_space(model, result.source))
-        return drag_output(cls, image, setup, {"samples": edited.detach().clone(), **step}, result.handles)
+        return drag_output(image, setup, {"samples": edited.detach().clone(), **step}, result.handles)

@@ -6,7 +6,7 @@ from dataclasses import replace
 import numpy as np
 import torch
 
-from comfy_api.latest import io, ui
+from comfy_api.latest import io
 
 from ..core.instant_drag import check_at_queue, plan_drag
 from ..core.points import FORMAT
@@ -14,6 +14,7 @@ from ..core.region_warp import apply_warp
 from ..core.regions import FORMAT as REGION_FORMAT
 from ..core.settings import INSTANT_DRAG
 from . import checks
+from .drag import editor_picture
 
 DEFAULTS = INSTANT_DRAG.warp
 
@@ -88,7 +89,6 @@ class DragRegionWarp(io.ComfyNode):
         def as_mask(array):
             return torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))[None]
 
-        preview = ui.ImageSaveHelper.save_images(image[:1, ..., :3], "drag_edit_points", ui.FolderType.temp, cls)
         return io.NodeOutput(warped, as_mask(plan.inpaint_mask), as_mask(plan.moved_mask), as_mask(moved),
-                             ui={"drag_preview": [dict(r) for r in preview]})
+                             ui={"drag_preview": editor_picture(image)})
 

@@ -4,20 +4,16 @@ import importlib.util
 import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-PACK_ROOT = Path(__file__).resolve().parents[2]
-PACK_NAME = "comfyui-drag-diffedit"
+from tests.support.comfy_server import PACK_NAME, PACK_ROOT, tail  # noqa: F401 (the host tests' names)
+from tests.support.comfy_server import comfy_server as _comfy_server
+
 COMFYUI_PATH = os.environ.get("COMFYUI_PATH")
-START_TIMEOUT = 120
 
 
 def missing_requirement():
@@ -63,68 +59,6 @@ def run_frontend_script(script: Path, url: str, *args: str, timeout: int = 180) 
     return json.loads(lines[-1])
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def tail(path, lines=40):
-    try:
-        return "\n".join(Path(path).read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
-
-
-def _wait_for_server(url, proc, log_path):
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"ComfyUI exited with {proc.returncode} while starting; log:\n{tail(log_path)}", pytrace=False)
-        try:
-            with urllib.request.urlopen(url + "object_info/DragEdit_DragLatentOptimize", timeout=2) as res:
-                if b"DragEdit_DragLatentOptimize" in res.read():
-                    return
-        except OSError:
-            pass
-        time.sleep(0.5)
-    pytest.fail(f"ComfyUI did not serve the pack within {START_TIMEOUT}s; log:\n{tail(log_path)}", pytrace=False)
-
-
-def _stop(proc):
-    if proc.poll() is not None:
-        return
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=15)
-    except (ProcessLookupError, subprocess.TimeoutExpired):
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=15)
-
-
-@contextlib.contextmanager
-def comfy_server(base: Path):
-    """Serve ComfyUI on the CPU from a fresh base directory; yields ``{"url", "base", "log"}``."""
-    for sub in ("custom_nodes", "input", "output", "temp", "user", "models"):
-        (base / sub).mkdir(exist_ok=True)
-    (base / "custom_nodes" / PACK_NAME).symlink_to(PACK_ROOT, target_is_directory=True)
-    port = _free_port()
-    log_path = base / "server.log"
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(port),
-             "--base-directory", str(base), "--database-url", "sqlite:///:memory:", "--disable-api-nodes"],
-            cwd=COMFYUI_PATH, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-    try:
-        url = f"http://127.0.0.1:{port}/"
-        _wait_for_server(url, proc, log_path)
-        yield {"url": url, "base": base, "log": log_path}
-    finally:
-        _stop(proc)
-
-
 # What the templates name in their loaders: queue-time validation only lists model names, so placeholder files of
 # those names let a template be queued; they are never loaded unless the graph runs.
 TEMPLATE_MODELS = {"checkpoints": ["v1-5-pruned-emaonly.safetensors", "sd-v1-5-inpainting.safetensors"],
@@ -149,3 +83,8 @@ def serving(tmp_path_factory, name: str, inputs: dict, placeholder_checkpoint: b
                 (base / "models" / folder / model).write_bytes(b"never loaded")
     with comfy_server(base) as started:
         yield started
+
+
+def comfy_server(base: Path):
+    """Serve ComfyUI (COMFYUI_PATH) on the CPU from ``base``; yields ``{"url", "base", "log"}``."""
+    return _comfy_server(base, COMFYUI_PATH)

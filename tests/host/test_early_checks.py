@@ -12,8 +12,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tests.support.workflow_api import template_prompt
+
 from .pack import pack_module
-from .test_workflows import FakeServer, template_prompt
+from .test_workflows import FakeServer
 
 
 @pytest.fixture

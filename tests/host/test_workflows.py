@@ -7,21 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.support import comfy_host
-from tests.support.workflow_api import to_api_prompt
-
-WORKFLOWS = Path(__file__).resolve().parents[2] / "workflows"
-
-
-def template_prompt(comfy, name: str, kind: str) -> dict:
-    """A template as the API prompt the frontend queues, its checkpoint the test node's tiny ``kind``."""
-    checkpoint = comfy_host.register_test_checkpoint(comfy)
-    workflow = json.loads((WORKFLOWS / name).read_text())
-    prompt = to_api_prompt(workflow, comfy.NODE_CLASS_MAPPINGS, {"CheckpointLoaderSimple": checkpoint})
-    for node in prompt.values():
-        if node["class_type"] == checkpoint:
-            node["inputs"]["ckpt_name"] = kind
-    return prompt
+from tests.support.workflow_api import resize_template, template_prompt
 
 
 class FakeServer:
@@ -34,21 +20,6 @@ class FakeServer:
 
     def queue_updated(self):
         pass
-
-
-def quarter(node):
-    """The templates' 512 px working size at 128 px, with their points (the painted regions scale themselves)."""
-    inputs = node["inputs"]
-    if node["class_type"] == "ImageScale":
-        inputs.update(width=128, height=128)
-    if "drag_points" in inputs:
-        inputs["drag_points"] = json.dumps([{k: [v / 4 for v in p[k]] for k in ("handle", "target")}
-                                            for p in json.loads(inputs["drag_points"])])
-    if inputs.get("region"):  # painted on the 512 px picture: at 128 px the points and strokes shrink alike
-        region = json.loads(inputs["region"])
-        inputs["region"] = json.dumps({"size": [v // 4 for v in region["size"]], "strokes": [
-            {**s, "radius": s["radius"] / 4, "points": [[v / 4 for v in p] for p in s["points"]]}
-            for s in region["strokes"]]})
 
 
 def run_prompt(comfy, prompt):
@@ -69,8 +40,8 @@ def test_diffedit_workflow_executes(comfy, kind):
     image = (np.random.default_rng(0).random((128, 128, 3)) * 255).astype(np.uint8)
     Image.fromarray(image).save(Path(folder_paths.get_input_directory()) / "example.png")
     prompt = template_prompt(comfy, "diffedit.json", kind)
-    for node in prompt.values():  # keep CPU time small
-        quarter(node)
+    resize_template(prompt, 128)  # keep CPU time small
+    for node in prompt.values():
         if node["class_type"] == "DragEdit_DiffEditMaskInfer":
             node["inputs"].update(samples=2, steps=10)
         if node["class_type"] == "DragEdit_DDIMInversion":
@@ -91,9 +62,9 @@ def test_drag_workflows_execute(comfy, name, kind):
     picture = (np.random.default_rng(1).random((128, 128, 3)) * 255).astype(np.uint8)
     Image.fromarray(picture).save(Path(folder_paths.get_input_directory()) / "example.png")
     prompt = template_prompt(comfy, name, kind)
-    for node in prompt.values():  # keep CPU time small: 128 px instead of 512, points scaled by 1/4
+    resize_template(prompt, 128)  # keep CPU time small: 128 px instead of 512
+    for node in prompt.values():
         inputs = node["inputs"]
-        quarter(node)
         if node["class_type"] == "EmptyLatentImage":
             inputs.update(width=128, height=128)
         if node["class_type"] in ("DragEdit_DDIMInversion", "KSampler"):
@@ -127,8 +98,7 @@ def test_instant_drag_workflows_execute(comfy, name):
     loras = Path(folder_paths.get_folder_paths("loras")[0])
     save_file({}, str(loras / "lcm-lora-sdv1-5.safetensors"))
     prompt = template_prompt(comfy, name, "sd1-inpaint")
-    for node in prompt.values():
-        quarter(node)
+    resize_template(prompt, 128)
     executor = run_prompt(comfy, prompt)
     outputs = executor.history_result["outputs"]
     saved = next(node_id for node_id, node in prompt.items() if node["class_type"] == "SaveImage")

@@ -83,6 +83,20 @@ def make_full_model(kind: str = "sd15", seed: int = 0, dtype: torch.dtype = torc
                                             offload_device=mm.unet_offload_device())
 
 
+def make_full_vae(seed: int = 0):
+    """ComfyUI's VAE around SD's autoencoder (the real block structure and widths) with random weights."""
+    from diffusers import AutoencoderKL
+
+    import comfy.sd
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        autoencoder = AutoencoderKL(block_out_channels=(128, 256, 512, 512), layers_per_block=2, latent_channels=4,
+                                    down_block_types=("DownEncoderBlock2D",) * 4,
+                                    up_block_types=("UpDecoderBlock2D",) * 4, sample_size=512)
+    return comfy.sd.VAE(sd=autoencoder.state_dict())
+
+
 def full_conditioning(kind: str = "sd15", seed: int = 1, tokens: int = 77):
     width, pooled = FULL_CONTEXT[kind]
     generator = torch.Generator().manual_seed(seed)

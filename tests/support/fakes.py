@@ -6,14 +6,19 @@ import torch
 
 
 class FakeCLIP:
-    """Stands in for a text encoder: a fixed random embedding per prompt."""
+    """Stands in for a text encoder: a fixed random embedding per prompt, ``width`` wide (the tiny UNets' 32, SD1.5's
+    768)."""
+
+    def __init__(self, width: int = 32):
+        self.width = width
 
     def tokenize(self, text):
         return text
 
     def encode_from_tokens_scheduled(self, text):
         generator = torch.Generator().manual_seed(sum(map(ord, text)) + len(text))
-        tokens, pooled = torch.randn(1, 77, 32, generator=generator), torch.randn(1, 32, generator=generator)
+        tokens = torch.randn(1, 77, self.width, generator=generator)
+        pooled = torch.randn(1, self.width, generator=generator)
         return [[tokens, {"pooled_output": pooled}]]
 
 

@@ -1,9 +1,15 @@
-"""Turn a UI-format workflow into the API prompt the frontend would queue.
+"""Turn a UI-format workflow into the API prompt the frontend would queue, and the shipped templates into prompts the
+tests and the bench run.
 
 Widget values are positional over each node type's widget inputs (required,
 then optional); a seed with ``control_after_generate`` and an image upload
 each carry one extra serialized value.
 """
+import json
+from pathlib import Path
+
+WORKFLOWS = Path(__file__).resolve().parents[2] / "workflows"
+TEMPLATE_SIZE = 512  # the templates' working size (their Image Scale node)
 WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
 
 
@@ -45,3 +51,35 @@ def to_api_prompt(workflow: dict, class_mappings: dict, replace_types: dict | No
                 values.pop(0)
         prompt[str(node["id"])] = {"class_type": replace_types.get(node["type"], node["type"]), "inputs": inputs}
     return prompt
+
+
+def template_prompt(nodes, name: str, kind: str) -> dict:
+    """The template ``name`` as the API prompt the frontend queues, its checkpoint the test checkpoint node's
+    ``kind`` (``nodes``: ComfyUI's, see ``comfy_host``)."""
+    from tests.support import comfy_host
+
+    checkpoint = comfy_host.register_test_checkpoint(nodes)
+    prompt = to_api_prompt(json.loads((WORKFLOWS / name).read_text()), nodes.NODE_CLASS_MAPPINGS,
+                           {"CheckpointLoaderSimple": checkpoint})
+    for node in prompt.values():
+        if node["class_type"] == checkpoint:
+            node["inputs"]["ckpt_name"] = kind
+    return prompt
+
+
+def resize_template(prompt: dict, px: int) -> None:
+    """Work at ``px`` instead of the templates' 512: their Image Scale, points and painted regions (whose strokes
+    would scale themselves, but a region's queue-time check reads them at the size they name)."""
+    factor = px / TEMPLATE_SIZE
+    for node in prompt.values():
+        inputs = node["inputs"]
+        if node["class_type"] == "ImageScale":
+            inputs.update(width=px, height=px)
+        if "drag_points" in inputs:
+            inputs["drag_points"] = json.dumps([{k: [v * factor for v in p[k]] for k in ("handle", "target")}
+                                                for p in json.loads(inputs["drag_points"])])
+        if inputs.get("region"):
+            region = json.loads(inputs["region"])
+            inputs["region"] = json.dumps({"size": [round(v * factor) for v in region["size"]], "strokes": [
+                {**s, "radius": s["radius"] * factor, "points": [[v * factor for v in p] for p in s["points"]]}
+                for s in region["strokes"]]})

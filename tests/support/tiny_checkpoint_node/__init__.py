@@ -36,11 +36,11 @@ class TestCheckpoint:
     CATEGORY = "testing"
 
     def load(self, ckpt_name, seed=0, dtype="float32"):
-        if ckpt_name.endswith("-full"):
-            model = _models.make_full_model(ckpt_name.removesuffix("-full"), seed, getattr(torch, dtype))
-        else:
-            model = _models.make_model(ckpt_name, seed)
-        return model, _fakes.FakeCLIP(), _fakes.FakeVAE()
+        if ckpt_name.endswith("-full"):  # the text encoder stays a stand-in, of SD1.5's width
+            kind = ckpt_name.removesuffix("-full")
+            return (_models.make_full_model(kind, seed, getattr(torch, dtype)), _fakes.FakeCLIP(768),
+                    _models.make_full_vae(seed))
+        return _models.make_model(ckpt_name, seed), _fakes.FakeCLIP(), _fakes.FakeVAE()
 
 
 NODE_CLASS_MAPPINGS = {"DragEditTest_Checkpoint": TestCheckpoint}
