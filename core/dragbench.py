@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 META_FILE = "meta_data.pkl"
+REGION_META_FILE = "meta_data_i4p.pkl"  # optional: a region to move (Inpaint4Drag's evaluation format)
 IMAGE_FILE = "original_image.png"
 # What ``pickle.dumps`` of the format's values references: numpy's array and scalar reconstructors and types
 # (``numpy.core`` before numpy 2, ``numpy._core`` since).  Plain lists, dicts, strings and numbers need no global.
@@ -34,20 +35,25 @@ class _RestrictedUnpickler(pickle.Unpickler):
             "unread (only lists, dicts, strings, numbers and numpy arrays are accepted)")
 
 
-def read_meta(path) -> dict:
-    """``{"prompt": str, "points": [[x, y], ...], "mask": np.ndarray HxW float32}`` from a ``meta_data.pkl``."""
-    path = Path(path)
+def _unpickled(path: Path, keys: set) -> dict:
     data = path.read_bytes()
     if len(data) > MAX_META_BYTES:
-        raise ValueError(f"{path} is {len(data)} bytes; a DragBench {META_FILE} is far smaller")
+        raise ValueError(f"{path} is {len(data)} bytes; a DragBench {path.name} is far smaller")
     try:
         meta = _RestrictedUnpickler(io.BytesIO(data)).load()
     except RefusedGlobal as error:
         raise ValueError(f"{path}: {error}") from None
     except Exception as error:  # truncated or not a pickle at all
-        raise ValueError(f"{path} is not a readable {META_FILE} ({type(error).__name__}: {error})") from None
-    if not isinstance(meta, dict) or not {"prompt", "points", "mask"} <= set(meta):
-        raise ValueError(f"{path} must hold a dict with 'prompt', 'points' and 'mask'")
+        raise ValueError(f"{path} is not a readable {path.name} ({type(error).__name__}: {error})") from None
+    if not isinstance(meta, dict) or not keys <= set(meta):
+        raise ValueError(f"{path} must hold a dict with {', '.join(repr(k) for k in sorted(keys))}")
+    return meta
+
+
+def read_meta(path) -> dict:
+    """``{"prompt": str, "points": [[x, y], ...], "mask": np.ndarray HxW float32}`` from a ``meta_data.pkl``."""
+    path = Path(path)
+    meta = _unpickled(path, {"prompt", "points", "mask"})
     prompt, points, mask = meta["prompt"], meta["points"], np.asarray(meta["mask"])
     if not isinstance(prompt, str):
         raise ValueError(f"{path}: 'prompt' must be text, got {type(prompt).__name__}")
@@ -57,6 +63,16 @@ def read_meta(path) -> dict:
     if mask.ndim != 2:
         raise ValueError(f"{path}: 'mask' must be HxW, got shape {mask.shape}")
     return {"prompt": prompt, "points": points, "mask": (mask > 0).astype(np.float32)}
+
+
+def read_region_mask(path) -> np.ndarray:
+    """The region mask (HxW float32, 1 = the region to move) of a ``meta_data_i4p.pkl``: the region annotations
+    Inpaint4Drag evaluates with (RegionDrag's DragBench-SR/-DR), beside a sample's ``meta_data.pkl``."""
+    path = Path(path)
+    mask = np.asarray(_unpickled(path, {"mask"})["mask"])
+    if mask.ndim != 2:
+        raise ValueError(f"{path}: 'mask' must be HxW, got shape {mask.shape}")
+    return (mask > 0).astype(np.float32)
 
 
 def drag_points_json(points) -> str:

@@ -12,12 +12,14 @@ from comfy_api.latest import io
 from ..core.dragbench import (
     IMAGE_FILE,
     META_FILE,
+    REGION_META_FILE,
     dift_features,
     drag_points_json,
     image_fidelity,
     match_points,
     mean_distance,
     read_meta,
+    read_region_mask,
 )
 from ..core.points import parse_drag_points, read_drag_points
 from ..core.settings import MEAN_DISTANCE
@@ -59,6 +61,10 @@ class DragBenchLoadSample(io.ComfyNode):
                 io.String.Output(display_name="prompt", tooltip="The sample's prompt (for CLIP Text Encode)."),
                 io.String.Output(display_name="drag_points", tooltip="The sample's pairs as drag_points JSON."),
                 io.Mask.Output(display_name="mask", tooltip="1 = editable; empty when the labeler drew none."),
+                io.Mask.Output(display_name="region",
+                               tooltip="The region to move, for region-based drags (Drag Region Warp): the "
+                                       f"sample's {REGION_META_FILE} mask where it has one, else the editable "
+                                       "mask."),
             ],
         )
 
@@ -69,8 +75,9 @@ class DragBenchLoadSample(io.ComfyNode):
     @classmethod
     def fingerprint_inputs(cls, sample):
         folder = Path(folder_paths.get_input_directory()) / _relative_folder(sample)
-        stamps = [(folder / name).stat().st_mtime_ns for name in (IMAGE_FILE, META_FILE) if (folder / name).exists()]
-        return tuple(stamps)  # re-read when either file changes
+        stamps = [(folder / name).stat().st_mtime_ns for name in (IMAGE_FILE, META_FILE, REGION_META_FILE)
+                  if (folder / name).exists()]
+        return tuple(stamps)  # re-read when a file changes
 
     @classmethod
     def execute(cls, sample) -> io.NodeOutput:
@@ -86,14 +93,17 @@ class DragBenchLoadSample(io.ComfyNode):
             pixels = np.asarray(picture.convert("RGB"), dtype=np.float32) / 255.0
         height, width = pixels.shape[:2]
         mask = meta["mask"]
-        if mask.shape != (height, width):
-            raise ValueError(f"{META_FILE}'s mask is {mask.shape[1]}x{mask.shape[0]} but {IMAGE_FILE} is "
-                             f"{width}x{height}")
+        region = read_region_mask(folder / REGION_META_FILE) if (folder / REGION_META_FILE).is_file() else mask
+        for name, plane in ((META_FILE, mask), (REGION_META_FILE, region)):
+            if plane.shape != (height, width):
+                raise ValueError(f"{name}'s mask is {plane.shape[1]}x{plane.shape[0]} but {IMAGE_FILE} is "
+                                 f"{width}x{height}")
         for x, y in meta["points"]:
             if not (0 <= x <= width and 0 <= y <= height):
                 raise ValueError(f"{META_FILE} has the point ({x:g}, {y:g}) outside the {width}x{height} image")
         image = torch.from_numpy(pixels)[None]
-        return io.NodeOutput(image, meta["prompt"], drag_points_json(meta["points"]), torch.from_numpy(mask)[None])
+        return io.NodeOutput(image, meta["prompt"], drag_points_json(meta["points"]), torch.from_numpy(mask)[None],
+                             torch.from_numpy(region)[None])
 
 
 class MeanDistance(io.ComfyNode):

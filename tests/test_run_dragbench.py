@@ -16,7 +16,9 @@ from tools import run_dragbench as runner
 
 NODES = ["CheckpointLoaderSimple", "DragEdit_DragBenchLoadSample", "DragEdit_MeanDistance", "DragEdit_ImageFidelity",
          "DragEdit_LoRAIdentityTune", "DragEdit_DDIMInversion", "DragEdit_DragLatentOptimize",
-         "DragEdit_GoodDragLatentOptimize", "DragEdit_LatentMasaCtrlDenoise"]
+         "DragEdit_GoodDragLatentOptimize", "DragEdit_LatentMasaCtrlDenoise", "DragEdit_RegionWarp",
+         "CLIPTextEncode", "VAEEncode", "VAEDecode", "SaveImage", "ImageScale", "InpaintModelConditioning",
+         "KSampler", "ImageCompositeMasked", "LoraLoaderModelOnly"]
 SAMPLES = ["animals/a1", "animals/a2", "art_work/w1", "human_head/h1", "human_head/h2"]
 
 
@@ -53,8 +55,9 @@ class FakeComfy:
             def do_GET(self):
                 if self.path == "/object_info":
                     info = {name: {"input": {"required": {}}} for name in NODES}
-                    info["CheckpointLoaderSimple"]["input"]["required"]["ckpt_name"] = [["sd15.safetensors",
-                                                                                         "sd21.safetensors"]]
+                    info["CheckpointLoaderSimple"]["input"]["required"]["ckpt_name"] = [[
+                        "sd15.safetensors", "sd21.safetensors", "inpainting.safetensors"]]
+                    info["LoraLoaderModelOnly"]["input"]["required"]["lora_name"] = [["lcm-lora-sdv1-5.safetensors"]]
                     return self._answer(200, info)
                 if self.path.startswith("/history/"):
                     prompt_id = self.path.rsplit("/", 1)[1]
@@ -217,6 +220,41 @@ def test_the_prompt_is_the_method_graph_with_the_settings_and_overrides(bench, t
     assert prompt["metric_ckpt"]["inputs"]["ckpt_name"] == "sd21.safetensors"
     assert prompt["metric_text"]["inputs"]["clip"] == ["metric_ckpt", 1]
     assert server.resets == 1  # the peak is reset before each sample
+
+
+def test_the_instant_method_warps_the_samples_region_and_inpaints_it(bench, tmp_path, servers):
+    """As Inpaint4Drag's evaluation: the region (the sample's region annotation, else its mask) warped, an LCM LoRA on
+    the inpainting checkpoint, 4 steps, no guidance, at 512x512, pasted back inside the region."""
+    server = servers()
+    assert run(bench, tmp_path / "out", server, extra=["--limit", "1", "--method", "instant", "--inpaint-checkpoint",
+                                                        "inpainting.safetensors", "--set", "warp.kernel=7"]) == 0
+    (_, prompt), = server.prompts
+    warp = prompt["warp"]["inputs"]
+    assert warp["mask"] == ["sample", 4] and warp["drag_points"] == ["sample", 2] and warp["kernel"] == 7
+    assert prompt["ckpt"]["inputs"]["ckpt_name"] == "inpainting.safetensors"
+    assert prompt["lcm"]["inputs"]["lora_name"] == "lcm-lora-sdv1-5.safetensors"
+    sampler = prompt["inpaint"]["inputs"]
+    assert (sampler["steps"], sampler["cfg"], sampler["sampler_name"], sampler["model"]) == (4, 1.0, "lcm", ["lcm", 0])
+    assert prompt["scaled"]["inputs"]["width"] == prompt["scaled"]["inputs"]["height"] == 512
+    assert prompt["paste"]["inputs"]["mask"] == ["warp", 3] and prompt["paste"]["inputs"]["resize_source"] is True
+    assert prompt["mean_distance"]["inputs"]["edited"] == ["paste", 0]
+    assert prompt["metric_ckpt"]["inputs"]["ckpt_name"] == "sd15.safetensors"  # DIFT on --checkpoint
+    assert "lora" not in prompt and "drag" not in prompt
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--method", "instant"], "--inpaint-checkpoint names the inpainting model"),
+    (["--inpaint-checkpoint", "inpainting.safetensors"], "--inpaint-checkpoint names the inpainting model"),
+    (["--method", "instant", "--inpaint-checkpoint", "missing.safetensors"], "has no checkpoint 'missing.safetensors'"),
+    (["--method", "instant", "--inpaint-checkpoint", "inpainting.safetensors", "--set",
+      "inpaint.lora=other.safetensors"], "has no LoRA 'other.safetensors'"),
+    (["--method", "instant", "--inpaint-checkpoint", "inpainting.safetensors", "--set", "drag.steps=3"],
+     "STAGE one of warp, inpaint, mean_distance for --method instant"),
+])
+def test_the_instant_methods_settings_are_checked_before_any_sample(bench, tmp_path, servers, capsys, extra, message):
+    server = servers()
+    assert run(bench, tmp_path / "out", server, extra=extra) == 2
+    assert message in capsys.readouterr().err and server.prompts == []
 
 
 def test_failures_are_recorded_counted_and_retried(bench, tmp_path, servers):

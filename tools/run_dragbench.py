@@ -2,12 +2,15 @@
 
     python -m tools.run_dragbench --bench ComfyUI/input/DragBench --checkpoint sd15.safetensors \\
         --method gooddrag --out dragbench-gooddrag-sd15 [--server http://127.0.0.1:8188 --server ...]
+    python -m tools.run_dragbench --bench ComfyUI/input/DragBench --checkpoint sd21.safetensors \\
+        --method instant --inpaint-checkpoint sd-v1-5-inpainting.safetensors --out dragbench-instant
 
-Each sample is one prompt: DragBench Load Sample -> LoRA Identity Tune -> DDIM Inversion -> Drag (or GoodDrag)
-Latent Optimize -> Latent MasaCtrl Denoise -> VAE Decode -> Save Image, then DragBench Mean Distance and Image
-Fidelity on the result.  The samples are shared among the servers (one prompt at a time on each, e.g. one server
-per GPU); every finished sample is appended to ``OUT/results.jsonl`` at once, so an interrupted run resumes where it
-stopped and never recomputes a finished sample (failed ones are tried again).  ``OUT/summary.md`` and
+Each sample is one prompt: the method's graph (tools/dragbench_graphs.py: for the drag methods LoRA Identity Tune ->
+DDIM Inversion -> Drag (or GoodDrag) Latent Optimize -> Latent MasaCtrl Denoise -> VAE Decode; for the instant drag
+Drag Region Warp -> inpainting -> paste), Save Image, then DragBench Mean Distance and Image Fidelity on the result.
+The samples are shared among the servers (one prompt at a time on each, e.g. one server per GPU); every finished
+sample is appended to ``OUT/results.jsonl`` at once, so an interrupted run resumes where it stopped and never
+recomputes a finished sample (failed ones are tried again).  ``OUT/summary.md`` and
 ``OUT/summary.json`` hold the table: Mean Distance over all point pairs (the protocol's mean), 1 - LPIPS, seconds
 and peak memory per sample, overall and per category.
 
@@ -15,6 +18,11 @@ The benchmark folder must be inside each server's input folder (``--bench-on-ser
 ``--bench`` is the same folder as this machine sees it, to list the samples.  Only the standard library is used
 here (and the pack's settings module, which needs nothing else), so the runner works from any machine that reaches
 the servers.
+
+The instant drag on DragBench differs from Inpaint4Drag's own evaluation: DragBench-D's samples carry an editable
+area, not a region to move, so the region is the sample's ``meta_data_i4p.pkl`` mask where it has one (the region
+annotations Inpaint4Drag evaluates with) and its editable mask otherwise; a sample whose handles are not all on that
+region is refused by Drag Region Warp with its sentence and listed as failed.
 """
 import argparse
 import json
@@ -28,28 +36,11 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.settings import DRAGDIFFUSION, GOODDRAG_DRAGBENCH, MEAN_DISTANCE, node_inputs
+from tools.dragbench_graphs import METHODS, build_prompt, method_inputs, needed_models, needed_nodes, stages
 
 IMAGE_FILE, META_FILE = "original_image.png", "meta_data.pkl"
 RESULTS, SUMMARY_JSON, SUMMARY_MD, RUN = "results.jsonl", "summary.json", "summary.md", "run.json"
 GIB = 2 ** 30
-
-# The methods as their papers ran DragBench (core/settings.py: DragDiffusion's defaults; GoodDrag's bench_gooddrag.py)
-# and the node that runs each one's drag.  --set overrides any node input.
-METHODS = {"dragdiffusion": (DRAGDIFFUSION, "DragEdit_DragLatentOptimize"),
-           "gooddrag": (GOODDRAG_DRAGBENCH, "DragEdit_GoodDragLatentOptimize")}
-STAGES = ("lora", "inversion", "drag", "denoise", "mean_distance")
-
-
-def method_inputs(method: str) -> dict:
-    """Every stage's node inputs for ``method``, by stage and input name."""
-    settings, _ = METHODS[method]
-    return {"lora": {**node_inputs(settings.lora), "save_name": "", "overwrite": False},
-            "inversion": node_inputs(settings.inversion),
-            "drag": {**node_inputs(settings.drag), **node_inputs(settings.drag_node_settings)},
-            "denoise": node_inputs(settings.denoise),
-            "mean_distance": node_inputs(MEAN_DISTANCE)}  # the protocol's DIFT settings
-
 
 class RunError(Exception):
     """A problem the user has to fix before (or instead of) running; the message says what."""
@@ -78,15 +69,15 @@ def list_samples(bench: Path) -> list[Sample]:
     return sorted(found, key=lambda sample: sample.name)
 
 
-def parse_overrides(pairs: list[str]) -> dict:
+def parse_overrides(pairs: list[str], method: str) -> dict:
     """``stage.input=value`` (value as JSON, else a string) into ``{stage: {input: value}}``."""
-    overrides = {}
+    overrides, known = {}, stages(method)
     for pair in pairs:
         key, sep, raw = pair.partition("=")
         stage, dot, name = key.strip().partition(".")
-        if not sep or not dot or stage not in STAGES or not name:
-            raise RunError(f"--set {pair!r}: write STAGE.INPUT=VALUE with STAGE one of {', '.join(STAGES)}, e.g. "
-                           "drag.steps=40")
+        if not sep or not dot or stage not in known or not name:
+            raise RunError(f"--set {pair!r}: write STAGE.INPUT=VALUE with STAGE one of {', '.join(known)} for "
+                           f"--method {method}, e.g. {known[0]}.steps=40")
         try:
             value = json.loads(raw)
         except json.JSONDecodeError:
@@ -95,59 +86,17 @@ def parse_overrides(pairs: list[str]) -> dict:
     return overrides
 
 
-def configuration(method: str, checkpoint: str, metric_checkpoint: str, loader: str, fidelity: bool,
-                  overrides: dict) -> dict:
+def configuration(args, overrides: dict) -> dict:
     """Everything that decides a sample's result; a resumed run must have the same."""
-    stages = method_inputs(method)
+    if (args.method == "instant") != bool(args.inpaint_checkpoint):
+        raise RunError("--inpaint-checkpoint names the inpainting model of --method instant (and only of it)")
+    settings = method_inputs(args.method)
     for stage, values in overrides.items():
-        stages[stage].update(values)
-    return {"method": method, "drag_node": METHODS[method][1], "checkpoint": checkpoint,
-            "metric_checkpoint": metric_checkpoint, "loader": loader, "image_fidelity": fidelity, "settings": stages}
-
-
-def build_prompt(sample_on_server: str, config: dict, save_prefix: str) -> dict:
-    """The API prompt of one sample (node ids are the keys the results are read back from)."""
-    settings = config["settings"]
-
-    def link(node, slot):
-        return [node, slot]
-
-    prompt = {
-        "ckpt": {"class_type": config["loader"], "inputs": {"ckpt_name": config["checkpoint"]}},
-        "sample": {"class_type": "DragEdit_DragBenchLoadSample", "inputs": {"sample": sample_on_server}},
-        "text": {"class_type": "CLIPTextEncode", "inputs": {"text": link("sample", 1), "clip": link("ckpt", 1)}},
-        "encode": {"class_type": "VAEEncode", "inputs": {"pixels": link("sample", 0), "vae": link("ckpt", 2)}},
-        "lora": {"class_type": "DragEdit_LoRAIdentityTune",
-                 "inputs": {**settings["lora"], "model": link("ckpt", 0), "positive": link("text", 0),
-                            "latent": link("encode", 0)}},
-        "inversion": {"class_type": "DragEdit_DDIMInversion",
-                      "inputs": {**settings["inversion"], "model": link("lora", 0), "latent": link("encode", 0),
-                                 "positive": link("text", 0)}},
-        "drag": {"class_type": config["drag_node"],
-                 "inputs": {**settings["drag"], "model": link("lora", 0), "positive": link("text", 0),
-                            "trajectory": link("inversion", 1), "image": link("sample", 0),
-                            "drag_points": link("sample", 2), "mask": link("sample", 3)}},
-        "denoise": {"class_type": "DragEdit_LatentMasaCtrlDenoise",
-                    "inputs": {**settings["denoise"], "model": link("lora", 0), "positive": link("text", 0),
-                               "trajectory": link("inversion", 1), "latent": link("drag", 0)}},
-        "decode": {"class_type": "VAEDecode", "inputs": {"samples": link("denoise", 0), "vae": link("ckpt", 2)}},
-        "save": {"class_type": "SaveImage", "inputs": {"images": link("decode", 0), "filename_prefix": save_prefix}},
-    }
-    metric = "ckpt"
-    if config["metric_checkpoint"] != config["checkpoint"]:
-        metric = "metric_ckpt"
-        prompt[metric] = {"class_type": config["loader"], "inputs": {"ckpt_name": config["metric_checkpoint"]}}
-    prompt["metric_text"] = {"class_type": "CLIPTextEncode",
-                             "inputs": {"text": link("sample", 1), "clip": link(metric, 1)}}
-    prompt["mean_distance"] = {"class_type": "DragEdit_MeanDistance",
-                               "inputs": {**settings["mean_distance"], "model": link(metric, 0),
-                                          "vae": link(metric, 2), "prompt": link("metric_text", 0),
-                                          "original": link("sample", 0), "edited": link("decode", 0),
-                                          "drag_points": link("sample", 2)}}
-    if config["image_fidelity"]:
-        prompt["image_fidelity"] = {"class_type": "DragEdit_ImageFidelity",
-                                    "inputs": {"original": link("sample", 0), "edited": link("decode", 0)}}
-    return prompt
+        settings[stage].update(values)
+    config = {"method": args.method, "checkpoint": args.checkpoint,
+              "metric_checkpoint": args.metric_checkpoint or args.checkpoint, "loader": args.loader,
+              "image_fidelity": not args.no_fidelity, "settings": settings}
+    return config | ({"inpaint_checkpoint": args.inpaint_checkpoint} if args.inpaint_checkpoint else {})
 
 
 class ComfyServer:
@@ -213,24 +162,22 @@ def _refusal(error: urllib.error.HTTPError) -> str:
 
 
 def check_server(server: ComfyServer, config: dict) -> None:
-    """Before any sample: the server answers, has the pack's nodes and knows the checkpoints."""
-    needed = {config["loader"], config["drag_node"], "DragEdit_DragBenchLoadSample", "DragEdit_MeanDistance",
-              "DragEdit_LoRAIdentityTune", "DragEdit_DDIMInversion", "DragEdit_LatentMasaCtrlDenoise"}
-    if config["image_fidelity"]:
-        needed.add("DragEdit_ImageFidelity")
+    """Before any sample: the server answers, has the nodes of the method's graph and knows its models."""
     try:
         info = server.get("object_info")
     except OSError as error:
         raise RunError(f"cannot reach the ComfyUI server at {server.url}: {error}") from None
-    missing = sorted(needed - set(info))
+    missing = sorted(needed_nodes(config) - set(info))
     if missing:
         raise RunError(f"the server at {server.url} has no {', '.join(missing)}: install this pack there (and "
                        "restart it)")
-    choices = info[config["loader"]]["input"]["required"].get("ckpt_name", [None])[0]
-    if isinstance(choices, list):
-        for name in {config["checkpoint"], config["metric_checkpoint"]} - set(choices):
-            raise RunError(f"the server at {server.url} has no checkpoint {name!r} (it lists "
-                           f"{', '.join(choices[:8]) or 'none'}{', ...' if len(choices) > 8 else ''})")
+    for loader, inputs in needed_models(config).items():
+        for input_name, names in inputs.items():
+            choices = info[loader]["input"]["required"].get(input_name, [None])[0]
+            for name in sorted(names - set(choices)) if isinstance(choices, list) else ():
+                kind = "LoRA" if input_name == "lora_name" else "checkpoint"
+                raise RunError(f"the server at {server.url} has no {kind} {name!r} (it lists "
+                               f"{', '.join(choices[:8]) or 'none'}{', ...' if len(choices) > 8 else ''})")
 
 
 def _seconds(entry: dict):
@@ -325,7 +272,7 @@ def summarize(rows: list[dict], config: dict) -> dict:
     latest = latest_rows(rows)
     done = [row for row in latest.values() if "error" not in row]
     categories = sorted({row["category"] for row in done})
-    return {"method": config["method"], "checkpoint": config["checkpoint"],
+    return {"method": config["method"], "checkpoint": config.get("inpaint_checkpoint", config["checkpoint"]),
             "metric_checkpoint": config["metric_checkpoint"], "all": _figures(done),
             "categories": {name: _figures([row for row in done if row["category"] == name]) for name in categories},
             "failed": sorted(name for name, row in latest.items() if "error" in row),
@@ -388,8 +335,7 @@ def run(args) -> int:
     samples = list_samples(bench)
     if args.limit:
         samples = samples[:args.limit]
-    config = configuration(args.method, args.checkpoint, args.metric_checkpoint or args.checkpoint, args.loader,
-                           not args.no_fidelity, parse_overrides(args.set or []))
+    config = configuration(args, parse_overrides(args.set or [], args.method))
     recorded = out / RUN
     if recorded.is_file() and json.loads(recorded.read_text()) != config:
         raise RunError(f"{out} holds a run with other settings ({recorded}); give a new --out, or the same "
@@ -473,6 +419,9 @@ def run(args) -> int:
     return 1 if stop.is_set() or figures["samples"] < len(selected) else 0
 
 
+STAGE_LIST = "; ".join(f"{method}: {', '.join(stages(method))}" for method in METHODS)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
@@ -481,7 +430,10 @@ def main(argv=None) -> int:
                                                   "(default: its name, i.e. directly in input/)")
     parser.add_argument("--out", required=True, help="results folder; run again with the same one to resume")
     parser.add_argument("--method", choices=sorted(METHODS), default="dragdiffusion")
-    parser.add_argument("--checkpoint", required=True, help="the checkpoint the drag runs on, as the server lists it")
+    parser.add_argument("--checkpoint", required=True, help="the checkpoint the drag runs on, as the server lists it "
+                                                            "(--method instant: Mean Distance's, see below)")
+    parser.add_argument("--inpaint-checkpoint", help="--method instant: the inpainting checkpoint (e.g. SD1.5 "
+                                                     "inpainting; its LCM LoRA: inpaint.lora)")
     parser.add_argument("--metric-checkpoint", help="the checkpoint of Mean Distance's DIFT features (the protocol: "
                                                     "SD2.1); default: --checkpoint")
     parser.add_argument("--loader", default="CheckpointLoaderSimple",
@@ -489,7 +441,7 @@ def main(argv=None) -> int:
     parser.add_argument("--server", action="append", help="a ComfyUI server URL; repeat to share the samples "
                                                           "(default http://127.0.0.1:8188)")
     parser.add_argument("--set", action="append", metavar="STAGE.INPUT=VALUE",
-                        help=f"override a node input, STAGE one of {', '.join(STAGES)} (e.g. drag.steps=40)")
+                        help=f"override a node input, STAGE one of the method's ({STAGE_LIST}; e.g. drag.steps=40)")
     parser.add_argument("--no-fidelity", action="store_true", help="skip Image Fidelity (needs lpips on the server)")
     parser.add_argument("--limit", type=int, help="only the first N samples (in name order)")
     parser.add_argument("--poll", type=float, default=1.0, help="seconds between status polls")

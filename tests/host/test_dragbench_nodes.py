@@ -28,13 +28,28 @@ def test_a_sample_round_trips_into_the_drag_inputs(comfy):
     import folder_paths
 
     pixels, mask = write_sample(Path(folder_paths.get_input_directory()) / "DragBench" / "animals" / "JH_1")
-    image, prompt, points, out_mask = load(comfy, "DragBench/animals/JH_1")
+    image, prompt, points, out_mask, region = load(comfy, "DragBench/animals/JH_1")
     assert image.shape == (1, 45, 64, 3) and torch.allclose(image[0], torch.from_numpy(pixels / 255.0).float())
     assert prompt == "a tiny test"
     assert json.loads(points) == [{"handle": [12.0, 20.0], "target": [30.0, 22.0]}]
     assert torch.equal(out_mask[0], torch.from_numpy(mask.astype(np.float32)))
+    assert torch.equal(region, out_mask)  # no region annotation: the editable mask is the region to move
     # 45 rows is not a multiple of 8: the drag nodes take the image as VAE Encode crops it (5 latent rows)
     assert image.shape[1] // 8 == 5
+
+
+def test_a_region_annotation_beside_the_sample_is_its_region(comfy):
+    """Inpaint4Drag's meta_data_i4p.pkl (RegionDrag's region masks) gives the region to move."""
+    import folder_paths
+
+    folder = Path(folder_paths.get_input_directory()) / "DragBench" / "animals" / "JH_2"
+    _, mask = write_sample(folder)
+    region = np.zeros_like(mask)
+    region[10:20, 8:16] = 255
+    (folder / "meta_data_i4p.pkl").write_bytes(pickle.dumps({"points": [[12, 20], [30, 22]], "mask": region}))
+    *_, out_mask, out_region = load(comfy, "DragBench/animals/JH_2")
+    assert torch.equal(out_region[0], torch.from_numpy((region > 0).astype(np.float32)))
+    assert torch.equal(out_mask[0], torch.from_numpy(mask.astype(np.float32)))
 
 
 def test_a_payload_pickle_is_refused_and_runs_nothing(comfy, tmp_path):

@@ -77,6 +77,16 @@ def test_the_runner_drives_a_headless_comfyui_and_resumes(tmp_path, monkeypatch)
         assert runner.main([*argv, "--server", url]) == 0
         assert len(_get(url + "history")) == 3
 
+        # The instant drag: the sample's mask as the region, a tiny inpainting checkpoint, no LCM LoRA here.
+        instant = tmp_path / "instant"
+        assert runner.main(["--bench", str(bench), "--out", str(instant), "--loader", "DragEditTest_Checkpoint",
+                            "--checkpoint", "sd1", "--method", "instant", "--inpaint-checkpoint", "sd1-inpaint",
+                            "--set=inpaint.lora=", "--set=mean_distance.ensemble=1", "--poll", "0.2", "--no-fidelity",
+                            "--server", url]) == 0, server.tail(started["log"])
+        rows_instant = [json.loads(line) for line in (instant / runner.RESULTS).read_text().splitlines()]
+        assert [row.get("error") for row in rows_instant] == [None, None]
+        assert all((base / "output" / row["image"]).is_file() and row["pairs"] == 1 for row in rows_instant)
+
     summary = json.loads((out / runner.SUMMARY_JSON).read_text())
     rows = [json.loads(line) for line in (out / runner.RESULTS).read_text().splitlines()]
     assert summary["all"]["samples"] == 2 and summary["devices"] == ["cpu"]
