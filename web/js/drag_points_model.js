@@ -176,11 +176,13 @@ export function formatPoint(point) {
  * { index: null, end: "pending" } for a handle still waiting for its target.
  */
 export class DragPointsModel {
-  constructor(pairs = []) {
+  /** @param {{onRecord?: () => void}} options onRecord runs whenever an undo step is stored (shared history). */
+  constructor(pairs = [], { onRecord = () => {} } = {}) {
     this._pairs = pairs.map(copyPair);
     this._pending = null;
     this._undo = [];
     this._gestureStart = null; // snapshot taken by beginGesture()
+    this._onRecord = onRecord;
   }
 
   get pairs() {
@@ -333,5 +335,6 @@ export class DragPointsModel {
   _push(snapshot) {
     this._undo.push(snapshot);
     if (this._undo.length > MAX_UNDO) this._undo.shift();
+    this._onRecord();
   }
 }

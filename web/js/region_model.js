@@ -1,0 +1,312 @@
+// Pure model of the painted region: brush and eraser strokes, their JSON (the node's
+// hidden `region` text, read by core/regions.py, which defines what a region is) and undo.
+// No DOM or ComfyUI imports so it can be unit-tested under plain Node.
+//
+//   {"size": [W, H], "strokes": [{"radius": r, "points": [[x, y], ...]}, {"erase": true, "radius": r, ...}]}
+//
+// Points and radius are in pixels of the W x H picture the strokes were painted on, rounded
+// to 0.1 px. A pixel belongs to a stroke when its centre is within `radius` of the polyline;
+// strokes apply in order (brush sets, eraser clears). No strokes is no region: "".
+
+import { roundCoord } from "./drag_points_model.js";
+
+export const FORMAT = '{"size": [W, H], "strokes": [{"radius": r, "points": [[x, y], ...]}, {"erase": true, ...}]}';
+/** What core/regions.py reads; a region past them would be refused at queue time, so the editor refuses it first. */
+export const LIMITS = Object.freeze({ chars: 200_000, strokes: 1_000, points: 20_000, side: 16_384, coord: 1e6 });
+export const RADIUS_RANGE = Object.freeze({ min: 1, max: 256 });
+// A point is kept only this fraction of the radius away from the last kept one: the painted
+// area moves by far less than the brush, and a region stays a few KB instead of one point per mouse event.
+export const SIMPLIFY_FRACTION = 0.25;
+const MAX_UNDO = 200;
+
+function fail(code, message, extra = {}) {
+  return { ok: false, error: { code, message, ...extra } };
+}
+
+function isCoordinate(value) {
+  return typeof value === "number" && Number.isFinite(value) && Math.abs(value) <= LIMITS.coord;
+}
+
+function distance(a, b) {
+  return Math.hypot(a[0] - b[0], a[1] - b[1]);
+}
+
+/** A radius as stored: 0.1 px, never 0 (core refuses a radius of 0). */
+function roundRadius(radius) {
+  return Math.max(0.1, roundCoord(radius));
+}
+
+// Committed strokes are frozen, so undo snapshots and copies handed out can share them.
+function freezeStroke({ erase = false, radius, points }) {
+  return Object.freeze({ erase: Boolean(erase), radius, points: Object.freeze(points.map((p) => Object.freeze([p[0], p[1]]))) });
+}
+
+export function emptyRegion() {
+  return { size: null, strokes: [] };
+}
+
+/** The points a stroke keeps: the first, then each one at least radius/4 from the last kept. */
+export function simplifyPoints(points, radius) {
+  const minStep = radius * SIMPLIFY_FRACTION;
+  const kept = [];
+  for (const point of points) {
+    if (!kept.length || distance(kept[kept.length - 1], point) >= minStep) kept.push([point[0], point[1]]);
+  }
+  return kept;
+}
+
+// ---------------------------------------------------------------------------
+// Text <-> region
+
+function parseStroke(data, index) {
+  const where = `stroke ${index + 1}`;
+  if (data === null || typeof data !== "object" || Array.isArray(data) || !Array.isArray(data.points) ||
+      data.points.length === 0) {
+    return fail("bad_stroke", `region: ${where} must be an object with a non-empty 'points' list`, { index });
+  }
+  if (!isCoordinate(data.radius) || data.radius <= 0) {
+    return fail("bad_radius", `region: ${where}'s radius must be a number above 0`, { index });
+  }
+  if (data.erase !== undefined && typeof data.erase !== "boolean") {
+    return fail("bad_erase", `region: ${where}'s 'erase' must be true or false`, { index });
+  }
+  for (const point of data.points) {
+    if (!Array.isArray(point) || point.length !== 2 || !point.every(isCoordinate)) {
+      return fail("bad_point", `region: ${where} has a point ${JSON.stringify(point)?.slice(0, 40)} that is not ` +
+        "[x, y] of two finite numbers", { index });
+    }
+  }
+  return { ok: true, stroke: freezeStroke(data) };
+}
+
+/**
+ * Parse the region widget's text. Never throws.
+ * Returns { ok: true, region: { size: {width, height} | null, strokes } } or
+ * { ok: false, error: { code, message, index? } }. Empty text is no region.
+ */
+export function parseRegion(text) {
+  if (typeof text !== "string") return fail("not_string", "region must be a JSON string");
+  if (text.trim() === "") return { ok: true, region: emptyRegion() };
+  if (text.length > LIMITS.chars) {
+    return fail("too_long", `region is ${text.length} characters long; at most ${LIMITS.chars} are read`);
+  }
+  let data;
+  try {
+    data = JSON.parse(text);
+  } catch (err) {
+    return fail("invalid_json", `region is not valid JSON: ${err.message}`);
+  }
+  if (data === null || typeof data !== "object" || Array.isArray(data) || !Array.isArray(data.strokes) ||
+      !("size" in data)) {
+    return fail("bad_shape", `region must be an object with 'size' and 'strokes': ${FORMAT}`);
+  }
+  const { size } = data;
+  if (!Array.isArray(size) || size.length !== 2 || !size.every((v) => Number.isInteger(v) && v > 0 && v <= LIMITS.side)) {
+    return fail("bad_size", "region: 'size' must be the painted picture's [width, height] in whole pixels");
+  }
+  const problem = checkCounts(data.strokes.length, data.strokes.reduce((n, s) => n + (s?.points?.length || 0), 0));
+  if (problem) return { ok: false, error: problem };
+  const strokes = [];
+  for (let index = 0; index < data.strokes.length; index++) {
+    const parsed = parseStroke(data.strokes[index], index);
+    if (!parsed.ok) return parsed;
+    strokes.push(parsed.stroke);
+  }
+  return { ok: true, region: { size: { width: size[0], height: size[1] }, strokes } };
+}
+
+function checkCounts(strokeCount, pointCount) {
+  if (strokeCount > LIMITS.strokes) {
+    return { code: "too_many_strokes", message: `region has ${strokeCount} strokes; at most ${LIMITS.strokes} are ` +
+      "read: clear it or paint fewer, longer strokes" };
+  }
+  if (pointCount > LIMITS.points) {
+    return { code: "too_many_points", message: `region has more than ${LIMITS.points} stroke points: clear it or ` +
+      "paint fewer, longer strokes" };
+  }
+  return null;
+}
+
+/** The widget text: compact JSON in the format above, 0.1 px; "" for no strokes. */
+export function serializeRegion({ size, strokes }) {
+  if (!strokes.length || !size) return "";
+  return JSON.stringify({
+    size: [size.width, size.height],
+    strokes: strokes.map((stroke) => {
+      const points = stroke.points.map((p) => [roundCoord(p[0]), roundCoord(p[1])]);
+      const radius = roundRadius(stroke.radius);
+      return stroke.erase ? { erase: true, radius, points } : { radius, points };
+    }),
+  });
+}
+
+// ---------------------------------------------------------------------------
+// Editable state with undo
+
+export class RegionModel {
+  /** @param {{onRecord?: () => void}} options onRecord runs whenever an undo step is stored (shared history). */
+  constructor({ onRecord = () => {} } = {}) {
+    this._size = null; // {width, height} the strokes are in: the picture of the first stroke
+    this._strokes = [];
+    this._active = null; // the stroke being painted: { erase, radius, points, size, scale }
+    this._undo = [];
+    this._onRecord = onRecord;
+    this._version = 0; // changes with the committed strokes (drawing caches key on it)
+  }
+
+  get size() {
+    return this._size ? { ...this._size } : null;
+  }
+
+  get strokes() {
+    return this._strokes.slice();
+  }
+
+  get strokeCount() {
+    return this._strokes.length;
+  }
+
+  get version() {
+    return this._version;
+  }
+
+  /** The stroke being painted ({ erase, radius, points } in region pixels, and its size), or null. */
+  get active() {
+    const a = this._active;
+    return a ? { erase: a.erase, radius: a.radius, points: a.points.map((p) => [p[0], p[1]]), size: { ...a.size } } : null;
+  }
+
+  /** Whether a brush stroke is there to erase from. */
+  get hasBrush() {
+    return this._strokes.some((stroke) => !stroke.erase);
+  }
+
+  get canUndo() {
+    return this._undo.length > 0;
+  }
+
+  /** Replace everything from outside (widget value); history no longer applies. */
+  load(region) {
+    this._size = region?.size && region.strokes?.length ? { ...region.size } : null;
+    this._strokes = (region?.strokes ?? []).map(freezeStroke);
+    this._active = null;
+    this._undo = [];
+    this._version++;
+  }
+
+  serialize() {
+    return serializeRegion({ size: this._size, strokes: this._strokes });
+  }
+
+  /** The text as it would be if the stroke being painted ended now (for a live preview). */
+  serializeLive() {
+    const stroke = this._committable();
+    return stroke ? serializeRegion({ size: this._active.size, strokes: [...this._strokesAt(this._active.size), stroke] })
+      : this.serialize();
+  }
+
+  // --- painting ------------------------------------------------------------
+
+  /**
+   * Start a stroke at `imagePoint`, in pixels of the picture shown, of `imageSize`. The region's size is
+   * that picture's (the pixels drag_points are in); a region painted on a picture of another size is
+   * rescaled to it when the stroke is committed.
+   */
+  beginStroke(imagePoint, { radius, erase = false, imageSize }) {
+    const size = { width: Math.round(imageSize.width), height: Math.round(imageSize.height) };
+    const scale = [size.width / imageSize.width, size.height / imageSize.height];
+    this._active = { erase: Boolean(erase), radius: roundRadius(radius * Math.sqrt(scale[0] * scale[1])),
+      points: [], size, scale };
+    this.extendStroke(imagePoint);
+  }
+
+  /** Add a pointer position; true when it was kept (far enough from the last kept point). */
+  extendStroke(imagePoint) {
+    const a = this._active;
+    if (!a) return false;
+    // inside the picture's continuous extent: painting past the border paints up to it
+    const clamp = (v, hi) => roundCoord(Math.min(Math.max(v, 0), hi));
+    const point = [clamp(imagePoint[0] * a.scale[0], a.size.width), clamp(imagePoint[1] * a.scale[1], a.size.height)];
+    const last = a.points[a.points.length - 1];
+    if (last && distance(last, point) < a.radius * SIMPLIFY_FRACTION) return false;
+    a.points.push(point);
+    return true;
+  }
+
+  /**
+   * Commit the stroke being painted. Returns { changed, error? }: an eraser with nothing to erase
+   * changes nothing; a stroke past core's limits is refused with an error.
+   */
+  endStroke() {
+    const stroke = this._committable();
+    const size = this._active?.size;
+    this._active = null;
+    if (!stroke) return { changed: false };
+    const strokes = [...this._strokesAt(size), stroke];
+    const problem = checkCounts(strokes.length, strokes.reduce((n, s) => n + s.points.length, 0));
+    if (problem) return { changed: false, error: problem };
+    const text = serializeRegion({ size, strokes });
+    if (text.length > LIMITS.chars) {
+      return { changed: false, error: { code: "too_long", message: `the region would be ${text.length} ` +
+        `characters long; at most ${LIMITS.chars} are read: clear it or paint fewer strokes` } };
+    }
+    this._record();
+    this._size = { ...size };
+    this._strokes = strokes;
+    this._version++;
+    return { changed: true };
+  }
+
+  cancelStroke() {
+    const had = Boolean(this._active);
+    this._active = null;
+    return had;
+  }
+
+  clear() {
+    this._active = null;
+    if (!this._strokes.length) return false;
+    this._record();
+    this._strokes = [];
+    this._size = null; // the next painting takes the picture shown then
+    this._version++;
+    return true;
+  }
+
+  undo() {
+    this._active = null;
+    const previous = this._undo.pop();
+    if (!previous) return false;
+    this._size = previous.size;
+    this._strokes = previous.strokes;
+    this._version++;
+    return true;
+  }
+
+  // --- internals ------------------------------------------------------------
+
+  /** The committed strokes in pixels of `size` (rescaled as core/regions.py would draw them there). */
+  _strokesAt(size) {
+    const from = this._size;
+    if (!from || (from.width === size.width && from.height === size.height)) return this._strokes;
+    const sx = size.width / from.width;
+    const sy = size.height / from.height;
+    return this._strokes.map((stroke) => freezeStroke({
+      erase: stroke.erase,
+      radius: roundRadius(stroke.radius * Math.sqrt(sx * sy)),
+      points: stroke.points.map((p) => [roundCoord(p[0] * sx), roundCoord(p[1] * sy)]),
+    }));
+  }
+
+  _committable() {
+    const a = this._active;
+    if (!a || !a.points.length || (a.erase && !this.hasBrush)) return null;
+    return freezeStroke(a);
+  }
+
+  _record() {
+    this._undo.push({ size: this._size, strokes: this._strokes });
+    if (this._undo.length > MAX_UNDO) this._undo.shift();
+    this._onRecord();
+  }
+}
