@@ -1,7 +1,19 @@
-// Draws the drag pairs over a contain-fitted image on a <canvas> and turns
-// pointer/keyboard input into model edits. Knows nothing about ComfyUI: the
-// host passes the JSON in with setValue() and gets it back through onChange.
+// Draws the drag pairs and the painted region over a contain-fitted image on a <canvas> and
+// turns pointer/keyboard input into model edits. Knows nothing about ComfyUI: the host passes
+// the texts in with setValue()/setRegionValue() and gets them back through onChange/onRegionChange.
 
+import {
+  COLORS,
+  FONT,
+  MARKER_RADIUS,
+  drawArrow,
+  drawBrushCursor,
+  drawLabel,
+  drawMarker,
+  drawMessage,
+  drawRing,
+  wrapText,
+} from "./canvas_draw.js";
 import {
   DEFAULT_HIT_RADIUS,
   DragPointsModel,
@@ -11,23 +23,18 @@ import {
   imageToCanvas,
   isInsideFit,
   parsePairs,
+  serializePairs,
   validateBounds,
 } from "./drag_points_model.js";
+import { EditHistory } from "./edit_history.js";
+import { RegionLayer } from "./region_layer.js";
+import { RADIUS_RANGE, RegionModel, emptyRegion, parseRegion } from "./region_model.js";
 
-export const COLORS = {
-  background: "#1e1e1e",
-  handle: "#e53935",
-  target: "#1e88e5",
-  arrow: "#ffffff",
-  outline: "rgba(0, 0, 0, 0.8)",
-  hover: "#ffd54f",
-  tracked: "#43a047",
-  text: "#f0f0f0",
-  error: "#ff6b6b",
-};
-
-const MARKER_RADIUS = 6;
-const FONT = "12px sans-serif";
+export { COLORS };
+export const TOOLS = ["points", "brush", "eraser"];
+export const DEFAULT_BRUSH_RADIUS = 16; // image px
+const TOOL_KEYS = { p: "points", b: "brush", e: "eraser" };
+const RADIUS_STEP = 1.25; // +/- keys: a quarter bigger or smaller
 
 function imageSizeOf(source) {
   if (!source) return null;
@@ -39,21 +46,38 @@ function imageSizeOf(source) {
 export class DragPointsCanvas {
   /**
    * @param {HTMLCanvasElement} canvas sized by CSS; the backing store follows it.
-   * @param {{onChange?: (json: string) => void, hitRadius?: number}} options
+   * @param {object} options
+   *   onChange(json): the pairs changed (a completed edit)
+   *   onRegionChange(text): the region changed (a completed stroke, clear, undo)
+   *   onLiveEdit(): something that a live preview shows changed, finished or not (a drag, a stroke)
+   *   onControlsChange(): the tool, the brush radius or the preview changed (so the controls can follow the keys)
    */
-  constructor(canvas, { onChange = () => {}, hitRadius = DEFAULT_HIT_RADIUS } = {}) {
+  constructor(canvas, { onChange = () => {}, onRegionChange = () => {}, onLiveEdit = () => {},
+    onControlsChange = () => {}, hitRadius = DEFAULT_HIT_RADIUS } = {}) {
     this.canvas = canvas;
     this.ctx = canvas.getContext("2d");
-    this.onChange = onChange;
-    this.hitRadius = hitRadius;
-    this.model = new DragPointsModel();
+    Object.assign(this, { onChange, onRegionChange, onLiveEdit, onControlsChange, hitRadius });
+    // one history: Ctrl+Z undoes the last edit, a point edit or a stroke
+    this.history = new EditHistory();
+    this.model = new DragPointsModel([], { onRecord: () => this.history.record("points") });
+    this.region = new RegionModel({ onRecord: () => this.history.record("region") });
+    this.regionLayer = new RegionLayer();
     this.value = "[]"; // last JSON loaded or emitted
+    this.regionValue = ""; // last region text loaded or emitted
     this.error = null; // structural parse error: editing disabled until fixed/cleared
+    this.regionError = null; // same for the region: painting disabled until Clear region
+    this.paintError = null; // a stroke refused (past core's limits), until the next edit
+    this.notice = null; // { text, error } from the host (the live preview), shown above the status line
+    this.tool = "points";
+    this.radius = DEFAULT_BRUSH_RADIUS;
     this.image = null;
     this.imageSize = null;
+    this.preview = null; // a warped picture from the host, drawn instead of the image while showPreview
+    this.showPreview = true;
     this.tracked = [];
     this.hover = null; // { ref, canvasPoint }
     this.dragRef = null;
+    this.painting = false;
     this.cssSize = { width: 0, height: 0 };
     this.dpr = 1;
     this._listeners = [];
@@ -69,12 +93,36 @@ export class DragPointsCanvas {
     const parsed = parsePairs(this.value);
     this.error = parsed.ok ? null : parsed.error;
     this.model.load(parsed.ok ? parsed.pairs : []);
+    this.history.forget("points");
     this.dragRef = null;
     this.render();
   }
 
   getValue() {
     return this.value;
+  }
+
+  /** Load the region text from outside (widget value). Does not call onRegionChange. */
+  setRegionValue(text) {
+    this.regionValue = typeof text === "string" ? text : String(text ?? "");
+    const parsed = parseRegion(this.regionValue);
+    this.regionError = parsed.ok ? null : parsed.error;
+    this.region.load(parsed.ok ? parsed.region : emptyRegion());
+    this.history.forget("region");
+    this.painting = false;
+    this.render();
+  }
+
+  getRegionValue() {
+    return this.regionValue;
+  }
+
+  /** The pairs and region as a preview should show them now, mid-drag or mid-stroke included. */
+  liveValues() {
+    return {
+      dragPoints: this.error ? this.value : serializePairs(this.model.pairs),
+      region: this.regionError ? this.regionValue : this.region.serializeLive(),
+    };
   }
 
   /**
@@ -87,17 +135,60 @@ export class DragPointsCanvas {
     this.render();
   }
 
+  /** A picture drawn instead of the image (same pixel space), or null. */
+  setPreview(source) {
+    this.preview = source || null;
+    this.render();
+    this.onControlsChange();
+  }
+
+  setShowPreview(show) {
+    this.showPreview = Boolean(show);
+    this.render();
+    this.onControlsChange();
+  }
+
+  /** A line from the host above the status line (null removes it). */
+  setNotice(text, { error = false } = {}) {
+    const notice = text ? { text: String(text), error } : null;
+    if (JSON.stringify(notice) === JSON.stringify(this.notice)) return;
+    this.notice = notice;
+    this.render();
+  }
+
+  setTool(tool) {
+    if (!TOOLS.includes(tool) || tool === this.tool) return;
+    this._finishGestures();
+    this.tool = tool;
+    if (this.hover) this.hover.ref = null;
+    this._refreshHover();
+    this.render();
+    this.onControlsChange();
+  }
+
+  /** Brush and eraser radius in image pixels. */
+  setRadius(radius) {
+    const value = Math.round(Math.min(Math.max(Number(radius) || 0, RADIUS_RANGE.min), RADIUS_RANGE.max));
+    if (value === this.radius) return;
+    this.radius = value;
+    this.render();
+    this.onControlsChange();
+  }
+
   /** Final handle positions reported by the backend, drawn as green rings. */
   setTrackedPoints(points) {
     this.tracked = Array.isArray(points) ? points.filter((p) => Array.isArray(p) && p.length === 2) : [];
     this.render();
   }
 
+  /** Undo the last edit, pairs or region alike. */
   undo() {
     if (this.error) return false;
-    const changed = this.model.undo();
-    this._afterEdit(changed);
-    return changed;
+    this._finishGestures();
+    const kind = this.history.undo({ points: this.model, region: this.region });
+    if (kind === "region") this._afterRegionEdit(true);
+    else this._afterEdit(kind === "points");
+    return kind !== null;
   }
 
   /** Clear all pairs; also the way out of the malformed-JSON state. */
@@ -108,8 +199,23 @@ export class DragPointsCanvas {
       this._afterEdit(true);
       return true;
     }
+    this._finishGestures();
     const changed = this.model.clear();
     this._afterEdit(changed);
+    return changed;
+  }
+
+  /** Clear the region (undoable); also the way out of a malformed region. */
+  clearRegion() {
+    this._finishGestures();
+    if (this.regionError) {
+      this.regionError = null;
+      this.region.load(emptyRegion());
+      this._afterRegionEdit(true);
+      return true;
+    }
+    const changed = this.region.clear();
+    this._afterRegionEdit(changed);
     return changed;
   }
 
@@ -153,148 +259,101 @@ export class DragPointsCanvas {
     ctx.textBaseline = "alphabetic";
 
     if (this.error) {
-      return this._drawMessage(["Cannot use the drag_points of this node:", this.error.message,
-        "Press Clear to start again."], COLORS.error);
+      return drawMessage(ctx, ["Cannot use the drag_points of this node:", this.error.message,
+        "Press Clear to start again."], COLORS.error, this.cssSize);
     }
     const fit = this.fit;
     if (!fit) {
       const count = this.model.pairCount;
-      return this._drawMessage([
+      const strokes = this.region.strokeCount;
+      return drawMessage(ctx, [
         "No image yet: connect a Load Image node or run once.",
         count ? `${count} pair(s) stored.` : "",
-      ], COLORS.text);
+        strokes ? `A region of ${strokes} stroke(s) stored.` : "",
+      ], COLORS.text, this.cssSize);
     }
-    if (this.image) {
+    const background = this.showPreview && this.preview ? this.preview : this.image;
+    if (background) {
       try {
-        ctx.drawImage(this.image, fit.offsetX, fit.offsetY, fit.width, fit.height);
+        ctx.drawImage(background, fit.offsetX, fit.offsetY, fit.width, fit.height);
       } catch {
         // a broken/unloaded image must not break the editor; keep the bare canvas
       }
     }
-    this.tracked.forEach((point) => this._drawRing(imageToCanvas(point, fit), COLORS.tracked));
+    if (!this.regionError) this.regionLayer.draw(ctx, this.region, fit, this.dpr);
+    this.tracked.forEach((point) => drawRing(ctx, imageToCanvas(point, fit), COLORS.tracked));
     this.model.pairs.forEach((pair, index) => this._drawPair(pair, index, fit));
     const pending = this.model.pending;
     if (pending) this._drawPending(imageToCanvas(pending, fit));
     this._drawHover(fit);
+    if (this.regionError) {
+      drawMessage(ctx, ["Cannot use the region of this node:", this.regionError.message,
+        "Press Clear region to start again."], COLORS.error, this.cssSize, { outlined: true });
+    }
     this._drawStatus(fit);
   }
 
   _drawPair(pair, index, fit) {
     const from = imageToCanvas(pair.handle, fit);
     const to = imageToCanvas(pair.target, fit);
-    this._drawArrow(from, to);
-    this._drawMarker(from, COLORS.handle);
-    this._drawMarker(to, COLORS.target);
-    this._drawLabel(String(index + 1), [from[0] + MARKER_RADIUS + 2, from[1] - MARKER_RADIUS - 2]);
-  }
-
-  _drawArrow(from, to) {
-    const { ctx } = this;
-    const length = Math.hypot(to[0] - from[0], to[1] - from[1]);
-    if (length < 1e-6) return;
-    const ux = (to[0] - from[0]) / length;
-    const uy = (to[1] - from[1]) / length;
-    // stop at the target marker's edge so the tip stays visible
-    const tip = [to[0] - ux * MARKER_RADIUS, to[1] - uy * MARKER_RADIUS];
-    const headLength = Math.min(12, length * 0.4);
-    const base = [tip[0] - ux * headLength, tip[1] - uy * headLength];
-    const side = [-uy * headLength * 0.5, ux * headLength * 0.5];
-
-    ctx.lineCap = "round";
-    for (const [style, widthPx] of [[COLORS.outline, 4.5], [COLORS.arrow, 2]]) {
-      ctx.strokeStyle = style;
-      ctx.lineWidth = widthPx;
-      ctx.beginPath();
-      ctx.moveTo(from[0], from[1]);
-      ctx.lineTo(base[0], base[1]);
-      ctx.stroke();
-    }
-    ctx.beginPath();
-    ctx.moveTo(tip[0], tip[1]);
-    ctx.lineTo(base[0] + side[0], base[1] + side[1]);
-    ctx.lineTo(base[0] - side[0], base[1] - side[1]);
-    ctx.closePath();
-    ctx.fillStyle = COLORS.arrow;
-    ctx.strokeStyle = COLORS.outline;
-    ctx.lineWidth = 1.5;
-    ctx.fill();
-    ctx.stroke();
-  }
-
-  _drawMarker(center, color) {
-    const { ctx } = this;
-    ctx.beginPath();
-    ctx.arc(center[0], center[1], MARKER_RADIUS, 0, Math.PI * 2);
-    ctx.fillStyle = color;
-    ctx.fill();
-    ctx.lineWidth = 1.5;
-    ctx.strokeStyle = "#ffffff";
-    ctx.stroke();
-  }
-
-  _drawRing(center, color, radius = MARKER_RADIUS + 3) {
-    const { ctx } = this;
-    ctx.beginPath();
-    ctx.arc(center[0], center[1], radius, 0, Math.PI * 2);
-    ctx.lineWidth = 2;
-    ctx.strokeStyle = color;
-    ctx.stroke();
+    drawArrow(this.ctx, from, to);
+    drawMarker(this.ctx, from, COLORS.handle);
+    drawMarker(this.ctx, to, COLORS.target);
+    this._label(String(index + 1), [from[0] + MARKER_RADIUS + 2, from[1] - MARKER_RADIUS - 2]);
   }
 
   _drawPending(center) {
-    this._drawMarker(center, COLORS.handle);
+    drawMarker(this.ctx, center, COLORS.handle);
     this.ctx.setLineDash([3, 3]);
-    this._drawRing(center, COLORS.handle, MARKER_RADIUS + 5);
+    drawRing(this.ctx, center, COLORS.handle, MARKER_RADIUS + 5);
     this.ctx.setLineDash([]);
   }
 
   _drawHover(fit) {
+    if (this.tool !== "points") {
+      const at = this.hover?.canvasPoint;
+      if (at && !this.regionError) drawBrushCursor(this.ctx, at, this.radius * fit.scale, this.tool === "eraser");
+      return;
+    }
     if (!this.hover?.ref) return;
     const point = this.model.getPoint(this.hover.ref);
     if (!point) return;
     const center = imageToCanvas(point, fit);
-    this._drawRing(center, COLORS.hover);
+    drawRing(this.ctx, center, COLORS.hover);
     const { index, end } = this.hover.ref;
     const name = end === "pending" ? "handle (pending)" : `#${index + 1} ${end}`;
-    this._drawLabel(`${name} ${formatPoint(point)}`, [center[0] + MARKER_RADIUS + 4, center[1] + 16]);
+    this._label(`${name} ${formatPoint(point)}`, [center[0] + MARKER_RADIUS + 4, center[1] + 16]);
   }
 
   _drawStatus(fit) {
     const bounds = validateBounds(this.model.pairs, this.imageSize);
-    let text;
-    if (bounds) text = `Warning: ${bounds.message}`;
-    else if (this.model.pending) text = "Click to place the target (Esc cancels)";
-    else if (this.hover?.canvasPoint && isInsideFit(this.hover.canvasPoint, fit)) {
+    const problem = bounds ? `Warning: ${bounds.message}` : this.paintError?.message;
+    let text = problem;
+    if (!text && this.model.pending) text = "Click to place the target (Esc cancels)";
+    else if (!text && this.hover?.canvasPoint && isInsideFit(this.hover.canvasPoint, fit)) {
       text = `${formatPoint(canvasToImage(this.hover.canvasPoint, fit))} px`;
-    } else text = `${this.model.pairCount} pair(s) · click: handle, then target`;
-    this._drawLabel(text, [6, this.cssSize.height - 6], bounds ? COLORS.error : COLORS.text);
-  }
-
-  /** Text with a dark outline so it reads on any background; kept inside the canvas. */
-  _drawLabel(text, [x, y], color = COLORS.text) {
-    const { ctx } = this;
-    const width = ctx.measureText(text).width;
-    const left = Math.max(2, Math.min(x, this.cssSize.width - width - 2));
-    const baseline = Math.max(12, Math.min(y, this.cssSize.height - 3));
-    ctx.lineWidth = 3;
-    ctx.strokeStyle = COLORS.outline;
-    ctx.lineJoin = "round";
-    ctx.strokeText(text, left, baseline);
-    ctx.fillStyle = color;
-    ctx.fillText(text, left, baseline);
-  }
-
-  _drawMessage(lines, color) {
-    const { ctx } = this;
-    const maxWidth = Math.max(40, this.cssSize.width - 16);
-    let y = 20;
-    ctx.fillStyle = color;
-    for (const line of lines) {
-      for (const wrapped of wrapText(ctx, line, maxWidth)) {
-        ctx.fillText(wrapped, 8, y);
-        y += 16;
+      if (this.tool !== "points") text += ` · ${this.tool} ${this.radius} px`;
+    } else if (!text) text = this._hint();
+    let y = this.cssSize.height - 6;
+    this._label(text, [6, y], problem ? COLORS.error : COLORS.text);
+    if (this.notice) {
+      // the host's line (the preview's answer) sits above, wrapped upwards
+      const lines = wrapText(this.ctx, this.notice.text, this.cssSize.width - 12);
+      for (const line of lines.reverse()) {
+        y -= 16;
+        this._label(line, [6, y], this.notice.error ? COLORS.error : COLORS.text);
       }
     }
+  }
+
+  _hint() {
+    const strokes = this.region.strokeCount ? ` · region: ${this.region.strokeCount} stroke(s)` : "";
+    if (this.tool === "points") return `${this.model.pairCount} pair(s)${strokes} · click: handle, then target`;
+    return `${this.tool} ${this.radius} px · drag to ${this.tool === "brush" ? "paint" : "erase"} · +/- size${strokes}`;
+  }
+
+  _label(text, at, color = COLORS.text) {
+    drawLabel(this.ctx, text, at, color, this.cssSize);
   }
 
   // --- input ----------------------------------------------------------------------
@@ -310,7 +369,7 @@ export class DragPointsCanvas {
     this._on(canvas, "pointerup", (e) => this._onPointerUp(e));
     this._on(canvas, "pointercancel", (e) => this._onPointerUp(e));
     this._on(canvas, "pointerleave", () => {
-      if (!this.dragRef) this._setHover(null);
+      if (!this.dragRef && !this.painting) this._setHover(null);
     });
     this._on(canvas, "contextmenu", (e) => this._onContextMenu(e));
     this._on(canvas, "keydown", (e) => this._onKeyDown(e));
@@ -351,6 +410,7 @@ export class DragPointsCanvas {
     const fit = this.fit;
     if (this.error || !fit) return;
     const point = this._eventPoint(event);
+    if (this.tool !== "points") return this._startStroke(event, point, fit);
     const ref = this.model.hitTest(point, fit, this._hitRadiusCss());
     if (ref) {
       this.dragRef = ref;
@@ -364,28 +424,64 @@ export class DragPointsCanvas {
     this._afterEdit(added.completed);
   }
 
+  _startStroke(event, point, fit) {
+    // like clicks, strokes start on the picture; once started they may run past its border
+    if (this.regionError || !isInsideFit(point, fit)) return;
+    this.paintError = null;
+    this.region.beginStroke(canvasToImage(point, fit, { clamp: false }),
+      { radius: this.radius, erase: this.tool === "eraser", imageSize: this.imageSize });
+    this.painting = true;
+    this.canvas.setPointerCapture?.(event.pointerId);
+    this.hover = { ref: null, canvasPoint: point };
+    this.render();
+    this.onLiveEdit();
+  }
+
   _onPointerMove(event) {
     const fit = this.fit;
     if (!fit || this.error) return;
     const point = this._eventPoint(event);
+    if (this.painting) {
+      event.preventDefault();
+      const kept = this.region.extendStroke(canvasToImage(point, fit, { clamp: false }));
+      this.hover = { ref: null, canvasPoint: point };
+      this.render();
+      if (kept) this.onLiveEdit();
+      return;
+    }
     if (this.dragRef) {
       event.preventDefault();
       this.model.movePoint(this.dragRef, canvasToImage(point, fit));
       this.hover = { ref: this.dragRef, canvasPoint: point };
       this.render();
+      this.onLiveEdit();
       return;
     }
-    this._setHover({ ref: this.model.hitTest(point, fit, this._hitRadiusCss()), canvasPoint: point });
+    const ref = this.tool === "points" ? this.model.hitTest(point, fit, this._hitRadiusCss()) : null;
+    this._setHover({ ref, canvasPoint: point });
   }
 
   _onPointerUp(event) {
-    if (!this.dragRef) return;
+    if (!this.dragRef && !this.painting) return;
     this.canvas.releasePointerCapture?.(event.pointerId);
-    const ref = this.dragRef;
-    this.dragRef = null;
-    // pending moves are not part of the JSON, so only pair moves are emitted
-    const changed = this.model.endGesture();
-    this._afterEdit(changed && ref.end !== "pending");
+    this._finishGestures();
+  }
+
+  /** End a point drag or a stroke in progress (pointer up, and before undo, tool changes, clears). */
+  _finishGestures() {
+    if (this.painting) {
+      this.painting = false;
+      const result = this.region.endStroke();
+      this.paintError = result.error ?? null;
+      this._afterRegionEdit(result.changed);
+    }
+    if (this.dragRef) {
+      const ref = this.dragRef;
+      this.dragRef = null;
+      // pending moves are not part of the JSON, so only pair moves are emitted
+      const changed = this.model.endGesture();
+      this._afterEdit(changed && ref.end !== "pending");
+    }
   }
 
   _onContextMenu(event) {
@@ -399,13 +495,22 @@ export class DragPointsCanvas {
 
   _onKeyDown(event) {
     const key = event.key;
+    const plain = !event.ctrlKey && !event.metaKey && !event.altKey;
     let handled = true;
     if ((event.ctrlKey || event.metaKey) && !event.shiftKey && key.toLowerCase() === "z") this.undo();
     else if (key === "Delete" || key === "Backspace") {
       if (this.hover?.ref && !this.error) this._deleteAt(this.hover.ref);
     } else if (key === "Escape") {
-      if (this.model.cancelPending()) this.render();
-    } else handled = false;
+      if (this.painting) {
+        this.painting = false;
+        this.region.cancelStroke();
+        this.render();
+        this.onLiveEdit();
+      } else if (this.model.cancelPending()) this.render();
+    } else if (plain && TOOL_KEYS[key.toLowerCase()]) this.setTool(TOOL_KEYS[key.toLowerCase()]);
+    else if (plain && (key === "+" || key === "=" || key === "]")) this.setRadius(Math.max(this.radius + 1, this.radius * RADIUS_STEP));
+    else if (plain && (key === "-" || key === "_" || key === "[")) this.setRadius(Math.min(this.radius - 1, this.radius / RADIUS_STEP));
+    else handled = false;
     if (handled) {
       // stop the host app from treating these as graph shortcuts (delete node, graph undo)
       event.preventDefault();
@@ -423,7 +528,7 @@ export class DragPointsCanvas {
   _refreshHover() {
     const fit = this.fit;
     if (!this.hover?.canvasPoint || !fit || this.dragRef) return;
-    this.hover.ref = this.model.hitTest(this.hover.canvasPoint, fit, this._hitRadiusCss());
+    this.hover.ref = this.tool === "points" ? this.model.hitTest(this.hover.canvasPoint, fit, this._hitRadiusCss()) : null;
     this._updateCursor();
   }
 
@@ -441,25 +546,22 @@ export class DragPointsCanvas {
   _afterEdit(changed) {
     this._refreshHover();
     this.render();
+    this.onLiveEdit();
     if (!changed) return;
     const json = this.model.serialize();
     if (json === this.value) return;
     this.value = json;
     this.onChange(json);
   }
-}
 
-function wrapText(ctx, text, maxWidth) {
-  if (!text) return [];
-  const lines = [];
-  let line = "";
-  for (const word of String(text).split(/\s+/)) {
-    const candidate = line ? `${line} ${word}` : word;
-    if (line && ctx.measureText(candidate).width > maxWidth) {
-      lines.push(line);
-      line = word;
-    } else line = candidate;
+  /** Re-render, and report the region text when it changed. */
+  _afterRegionEdit(changed) {
+    this.render();
+    this.onLiveEdit();
+    if (!changed) return;
+    const text = this.region.serialize();
+    if (text === this.regionValue) return;
+    this.regionValue = text;
+    this.onRegionChange(text);
   }
-  if (line) lines.push(line);
-  return lines;
 }

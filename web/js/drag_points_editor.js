@@ -1,19 +1,25 @@
-// ComfyUI glue: puts the point editor on "Drag Latent Optimize" nodes.
-// The hidden `drag_points` STRING widget stays the source of truth (it is what
-// workflow JSON and API prompts carry); the canvas only edits that string.
+// ComfyUI glue: puts the point editor on the drag nodes and on Drag Region Warp.
+// The hidden `drag_points` and `region` STRING widgets stay the source of truth (they are what
+// workflow JSON and API prompts carry); the canvas only edits those strings.
 //
 // Served from WEB_DIRECTORY = "./web/js", hence "../../scripts/...".
 
 import { app } from "../../scripts/app.js";
 import { api } from "../../scripts/api.js";
 import { DragPointsCanvas } from "./drag_points_canvas.js";
+import { WarpPreview } from "./region_preview.js";
+import { buildElement, hideWidget, syncToolbar } from "./editor_dom.js";
 
-// Both drag methods take the same drag_points and image inputs.
-const NODE_CLASSES = new Set(["DragEdit_DragLatentOptimize", "DragEdit_GoodDragLatentOptimize"]);
+// The drag methods and the instant drag take the same drag_points, region and image inputs.
+const NODE_CLASSES = new Set(["DragEdit_DragLatentOptimize", "DragEdit_GoodDragLatentOptimize", "DragEdit_RegionWarp"]);
+// Nodes whose warp is cheap enough to preview live (through the pack's route).
+const PREVIEW_CLASSES = new Set(["DragEdit_RegionWarp"]);
 const POINTS_WIDGET = "drag_points";
+const REGION_WIDGET = "region";
+const KERNEL_WIDGET = "kernel";
 const IMAGE_INPUT = "image";
-const MIN_HEIGHT = 260;
-const MIN_WIDTH = 320;
+const MIN_HEIGHT = 300;
+const MIN_WIDTH = 360;
 // Polling catches every way the value or upstream image can change (paste,
 // workflow undo, combo edits, Vue-rendered nodes) without patching frontend internals.
 const POLL_MS = 400;
@@ -156,10 +162,13 @@ function showElement(state, element, token) {
 function syncFromWidget(state) {
   const value = String(state.widget.value ?? "");
   if (value !== state.editor.getValue()) state.editor.setValue(value);
+  if (!state.regionWidget) return;
+  const region = String(state.regionWidget.value ?? "");
+  if (region !== state.editor.getRegionValue()) state.editor.setRegionValue(region);
 }
 
-function writeWidget(state, json) {
-  state.widget.value = json;
+function writeWidget(state, widget, text) {
+  widget.value = text;
   state.node.setDirtyCanvas?.(true, true);
   state.node.graph?.setDirtyCanvas?.(true, true);
 }
@@ -187,59 +196,43 @@ function applyExecuted(state, message) {
   if (tracked !== undefined) state.editor.setTrackedPoints(parseTrackedPoints(tracked));
 }
 
-// --- DOM ---------------------------------------------------------------------------
-
-function button(label, title, onClick) {
-  const el = document.createElement("button");
-  el.textContent = label;
-  el.title = title;
-  el.style.cssText = "flex:0 0 auto;padding:2px 10px;font-size:12px;cursor:pointer;";
-  el.addEventListener("click", (event) => {
-    event.stopPropagation();
-    onClick();
-  });
-  return el;
-}
-
-function buildElement() {
-  const root = document.createElement("div");
-  root.style.cssText = "display:flex;flex-direction:column;gap:4px;width:100%;height:100%;min-height:0;box-sizing:border-box;";
-  // absolute canvas inside a flex child: the canvas' own pixel size can never feed back into the layout
-  const frame = document.createElement("div");
-  frame.style.cssText = "position:relative;flex:1 1 auto;min-height:120px;overflow:hidden;";
-  const canvas = document.createElement("canvas");
-  canvas.style.cssText = "position:absolute;inset:0;width:100%;height:100%;display:block;";
-  frame.appendChild(canvas);
-  const row = document.createElement("div");
-  row.style.cssText = "display:flex;gap:6px;flex:0 0 auto;";
-  root.append(frame, row);
-  return { root, canvas, row };
-}
-
-function hideWidget(widget) {
-  widget.hidden = true; // current frontends
-  widget.computeSize = () => [0, -4]; // legacy LiteGraph layout
-  for (const el of [widget.element, widget.inputEl]) if (el?.style) el.style.display = "none";
-}
-
 // --- node lifecycle -------------------------------------------------------------
 
-function setupNode(node) {
+function setupNode(node, nodeClass) {
   const widget = node.widgets?.find((w) => w.name === POINTS_WIDGET);
   // without DOM widgets, leave the plain text widget usable rather than hiding it
   if (!widget || typeof node.addDOMWidget !== "function" || editorStates.has(node)) return;
+  // a server from before the painted region has no `region` input: the editor then only places points
+  const regionWidget = node.widgets.find((w) => w.name === REGION_WIDGET) ?? null;
+  const previewed = PREVIEW_CLASSES.has(nodeClass);
 
-  const { root, canvas, row } = buildElement();
-  const state = { node, widget, editor: null, upstreamKey: undefined, loadToken: 0, knownSize: null, timer: null };
-  state.editor = new DragPointsCanvas(canvas, { onChange: (json) => writeWidget(state, json) });
-  row.append(
-    button("Undo", "Undo the last point edit (Ctrl+Z)", () => state.editor.undo()),
-    button("Clear", "Remove all pairs (undoable)", () => state.editor.clear()),
-  );
+  const state = { node, widget, regionWidget, editor: null, preview: null, dom: null, upstreamKey: undefined,
+    loadToken: 0, knownSize: null, timer: null };
+  const dom = buildElement({ region: Boolean(regionWidget), preview: previewed });
+  state.dom = dom;
+  // ComfyUI's change tracker (a window keydown listener, capture phase, so before ours) runs a graph undo on
+  // Ctrl+Z unless the focused element looks like a text field: an INPUT, or one whose `type` is "textarea".
+  // The editor has its own undo, so its canvas says it is one; otherwise one Ctrl+Z would undo twice and
+  // reload the whole graph.
+  dom.canvas.type = "textarea";
+  state.editor = new DragPointsCanvas(dom.canvas, {
+    onChange: (json) => writeWidget(state, widget, json),
+    onRegionChange: (text) => regionWidget && writeWidget(state, regionWidget, text),
+    onLiveEdit: () => state.preview?.update(),
+    onControlsChange: () => syncToolbar(dom, state.editor),
+  });
+  if (previewed) {
+    state.preview = new WarpPreview(state.editor, {
+      fetchApi: (route, options) => api.fetchApi(route, options),
+      kernel: () => widgetValue(node, KERNEL_WIDGET),
+    });
+  }
+  dom.bind(state.editor);
 
   hideWidget(widget);
-  const domWidget = node.addDOMWidget("drag_points_editor", "drag_points_editor", root, {
-    serialize: false, // the hidden STRING widget carries the data
+  if (regionWidget) hideWidget(regionWidget);
+  const domWidget = node.addDOMWidget("drag_points_editor", "drag_points_editor", dom.root, {
+    serialize: false, // the hidden STRING widgets carry the data
     hideOnZoom: false,
     getMinHeight: () => MIN_HEIGHT,
     getValue: () => state.editor.getValue(),
@@ -250,6 +243,7 @@ function setupNode(node) {
   editorStates.set(node, state);
   syncFromWidget(state);
   refreshUpstream(state);
+  syncToolbar(dom, state.editor);
 
   let hadGraph = false;
   state.timer = setInterval(() => {
@@ -257,6 +251,8 @@ function setupNode(node) {
     else if (hadGraph) return teardown(node); // removed without onRemoved
     syncFromWidget(state);
     refreshUpstream(state);
+    state.preview?.update(); // the kernel, a new picture, outside edits
+    syncToolbar(dom, state.editor);
   }, POLL_MS);
 
   const size = node.computeSize?.();
@@ -269,6 +265,7 @@ function teardown(node) {
   const state = editorStates.get(node);
   if (!state) return;
   clearInterval(state.timer);
+  state.preview?.destroy();
   state.editor.destroy();
   editorStates.delete(node);
 }
@@ -294,7 +291,7 @@ app.registerExtension({
     const proto = nodeType.prototype;
 
     chainAfter(proto, "onNodeCreated", function () {
-      setupNode(this);
+      setupNode(this, nodeData.name);
     });
     chainAfter(proto, "onConfigure", function () {
       const state = editorStates.get(this);

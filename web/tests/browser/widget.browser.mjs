@@ -283,10 +283,171 @@ describe("drag points canvas (index.html)", () => {
   });
 });
 
+// Region colour over the grey test picture: red and blue well above green (see region_layer.js).
+const isTinted = ([r, g, b]) => r - g > 50 && b - g > 30;
+const isGrey = ([r, g, b]) => Math.abs(r - g) < 20 && Math.abs(b - g) < 20;
+
+describe("region painting (index.html)", () => {
+  let page;
+  let box;
+  const at = ([x, y]) => [box.x + x, box.y + y];
+  const harness = (fn, arg) => page.evaluate(fn, arg);
+  const regionValue = () => harness(() => window.harness.editor.getRegionValue());
+  const lastRegionChange = () => harness(() => window.harness.regionChanges.at(-1));
+  async function drag(from, to, steps = 20) {
+    await page.mouse.move(...at(from));
+    await page.mouse.down();
+    await page.mouse.move(...at(to), { steps });
+    await page.mouse.up();
+  }
+  async function probe(points) {
+    await page.mouse.move(...at([390, 390])); // the brush cursor away from the probes
+    const png = await page.locator("#editor").screenshot();
+    return { png, colors: (await samplePixels(page, png, points)).colors };
+  }
+  // canvas (CSS px) -> image px: x / 0.78125, (y - 50) / 0.78125 (see toImage)
+  const STROKE = [[100, 200], [300, 200]]; // image (128,192) -> (384,192)
+  const ERASE = [[200, 150], [200, 250]]; // image (256,128) -> (256,256)
+  const ON_STROKE = [[120, 200], [280, 200]];
+  const ERASED = [200, 200];
+  const OFF = [200, 120];
+
+  before(async () => {
+    page = await openPage("/tests/browser/index.html");
+    box = await page.locator("#editor").boundingBox();
+    await page.locator("#editor").focus();
+  });
+
+  test("B, E and P choose the tool; +/- change the radius", async () => {
+    await page.keyboard.press("b");
+    assert.equal(await harness(() => window.harness.editor.tool), "brush");
+    await page.keyboard.press("e");
+    assert.equal(await harness(() => window.harness.editor.tool), "eraser");
+    const radius = await harness(() => window.harness.editor.radius);
+    assert.equal(radius, 16);
+    await page.keyboard.press("+");
+    assert.equal(await harness(() => window.harness.editor.radius), 20);
+    await page.keyboard.press("-");
+    assert.equal(await harness(() => window.harness.editor.radius), 16);
+    await page.keyboard.press("p");
+    assert.equal(await harness(() => window.harness.editor.tool), "points");
+  });
+
+  test("a brush stroke is written as strokes in image pixels, simplified", async () => {
+    await page.keyboard.press("b");
+    await page.mouse.move(...at(STROKE[0]));
+    await page.mouse.down();
+    await page.mouse.move(...at([200, 200]), { steps: 50 });
+    const live = JSON.parse(await harness(() => window.harness.editor.liveValues().region));
+    assert.equal(live.strokes.length, 1, "the stroke in progress is in the live value");
+    assert.equal(await regionValue(), "", "nothing is written before the stroke ends");
+    await page.mouse.move(...at(STROKE[1]), { steps: 50 });
+    await page.mouse.up();
+    const text = await lastRegionChange();
+    assert.equal(text, await regionValue());
+    const region = JSON.parse(text);
+    assert.deepEqual(region.size, [512, 384]);
+    assert.equal(region.strokes.length, 1);
+    const [stroke] = region.strokes;
+    assert.equal(stroke.radius, 16);
+    assert.equal(stroke.erase, undefined);
+    assertPoint(stroke.points[0], toImage(STROKE[0]), "first point");
+    const end = toImage(STROKE[1]);
+    const last = stroke.points.at(-1);
+    assert.ok(Math.hypot(last[0] - end[0], last[1] - end[1]) <= 4, `last point ${last} near ${end}`);
+    assert.ok(stroke.points.every((p) => Math.abs(p[1] - 192) < 0.06), "a straight stroke stays on y = 192");
+    // 100 pointer moves 2.56 image px apart: only those radius/4 = 4 px apart are kept
+    assert.ok(stroke.points.length < 70 && stroke.points.length > 40, `${stroke.points.length} points`);
+    const { colors } = await probe([...ON_STROKE, ERASED, OFF]);
+    assert.ok(colors.slice(0, 3).every(isTinted), `painted: ${JSON.stringify(colors.slice(0, 3))}`);
+    assert.ok(isGrey(colors[3]), `unpainted ${colors[3]}`);
+  });
+
+  test("the eraser clears part of the region", async () => {
+    await page.keyboard.press("e");
+    await drag(...ERASE);
+    const region = JSON.parse(await lastRegionChange());
+    assert.equal(region.strokes.length, 2);
+    const eraser = region.strokes[1];
+    assert.equal(eraser.erase, true);
+    assert.equal(eraser.radius, 16);
+    assertPoint(eraser.points[0], toImage(ERASE[0]), "eraser start");
+    assertPoint(eraser.points.at(-1), toImage(ERASE[1]), "eraser end");
+    const { png, colors } = await probe([...ON_STROKE, ERASED]);
+    await writeFile(join(OUT_DIR, "region.png"), png);
+    assert.ok(colors.slice(0, 2).every(isTinted), `still painted: ${JSON.stringify(colors.slice(0, 2))}`);
+    assert.ok(isGrey(colors[2]), `erased ${colors[2]}`);
+  });
+
+  test("Ctrl+Z undoes the eraser, then the stroke", async () => {
+    await page.keyboard.press("Control+z");
+    assert.equal(JSON.parse(await regionValue()).strokes.length, 1);
+    assert.equal(JSON.parse(await lastRegionChange()).strokes.length, 1, "undo writes the value");
+    assert.ok(isTinted((await probe([ERASED])).colors[0]), "the erased part is back");
+    await page.keyboard.press("Control+z");
+    assert.equal(await regionValue(), "");
+    assert.equal(await lastRegionChange(), "");
+    assert.ok(isGrey((await probe([ON_STROKE[0]])).colors[0]), "no region drawn");
+  });
+
+  test("one history: a stroke and a point edit are undone in order", async () => {
+    await page.keyboard.press("p");
+    await page.mouse.click(...at([120, 200]));
+    await page.mouse.click(...at([250, 120]));
+    assert.equal(JSON.parse(await harness(() => window.harness.editor.getValue())).length, 1);
+    await page.keyboard.press("b");
+    await drag(...STROKE);
+    assert.equal(JSON.parse(await regionValue()).strokes.length, 1);
+    await page.keyboard.press("Control+z");
+    assert.equal(await regionValue(), "", "the stroke went first");
+    assert.equal(JSON.parse(await harness(() => window.harness.editor.getValue())).length, 1, "the pair stays");
+    await page.keyboard.press("Control+z");
+    assert.equal(await harness(() => window.harness.editor.getValue()), "[]", "then the pair's target");
+    await page.keyboard.press("Escape"); // drop the pending handle
+  });
+
+  test("Clear region is undoable", async () => {
+    await drag(...STROKE);
+    const painted = await regionValue();
+    assert.equal(await harness(() => window.harness.editor.clearRegion()), true);
+    assert.equal(await regionValue(), "");
+    await harness(() => window.harness.editor.undo());
+    assert.equal(await regionValue(), painted);
+  });
+
+  test("a malformed region shows its error, blocks painting, and Clear region resets it", async () => {
+    const bad = '{"size":[512,384],"strokes":[{"radius":0,"points":[[1,1]]}]}';
+    await harness((text) => window.harness.editor.setRegionValue(text), bad);
+    assert.equal((await harness(() => window.harness.editor.regionError)).code, "bad_radius");
+    const changes = await harness(() => window.harness.regionChanges.length);
+    await drag(...STROKE);
+    assert.equal(await regionValue(), bad, "the text is kept until cleared");
+    assert.equal(await harness(() => window.harness.regionChanges.length), changes);
+    const { png } = await probe([]);
+    await writeFile(join(OUT_DIR, "region_error.png"), png);
+    const redText = await harness(() => {
+      const canvas = document.getElementById("editor");
+      const data = canvas.getContext("2d").getImageData(0, 0, canvas.width, 60 * devicePixelRatio).data;
+      for (let i = 0; i < data.length; i += 4) if (data[i] > 200 && data[i + 1] < 140 && data[i + 2] < 140) return true;
+      return false;
+    });
+    assert.ok(redText, "the error is drawn in red along the top");
+    await harness(() => window.harness.editor.clearRegion());
+    assert.equal(await harness(() => window.harness.editor.regionError), null);
+    assert.equal(await lastRegionChange(), "");
+    await page.keyboard.press("p");
+  });
+
+  test("no page errors", () => {
+    assert.deepEqual(pageErrors, []);
+  });
+});
+
 describe("ComfyUI glue against a fake host (editor.html)", () => {
   let page;
   const state = (fn, arg) => page.evaluate(fn, arg);
   const viewRequests = () => server.requests.filter((u) => u.pathname === "/api/view").map((u) => Object.fromEntries(u.searchParams));
+  const hostButton = (name, host = "#host") => page.locator(host).getByRole("button", { name, exact: true });
 
   before(async () => {
     page = await openPage("/tests/browser/editor.html");
@@ -304,6 +465,7 @@ describe("ComfyUI glue against a fake host (editor.html)", () => {
         editorValue: state().editor.getValue(),
         width: node.size[0],
         buttons: [...dom.element.querySelectorAll("button")].map((b) => b.textContent),
+        regionHidden: node.widgets.find((w) => w.name === "region").hidden,
       };
     });
     assert.equal(info.hidden, true);
@@ -312,7 +474,8 @@ describe("ComfyUI glue against a fake host (editor.html)", () => {
     assert.ok(info.minHeight > 100);
     assert.equal(info.editorValue, '[{"handle":[10,10],"target":[20,20]}]');
     assert.ok(info.width >= 320);
-    assert.deepEqual(info.buttons, ["Undo", "Clear"]);
+    assert.deepEqual(info.buttons, ["Points", "Brush", "Eraser", "Undo", "Clear", "Clear region"]);
+    assert.equal(info.regionHidden, true);
   });
 
   test("connecting a LoadImage node loads /view?type=input", async () => {
@@ -331,10 +494,53 @@ describe("ComfyUI glue against a fake host (editor.html)", () => {
   });
 
   test("Undo and Clear buttons edit the widget value", async () => {
-    await page.getByRole("button", { name: "Clear" }).click();
+    await hostButton("Clear").click();
     assert.equal(await state(() => window.harness.pointsWidget().value), "[]");
-    await page.getByRole("button", { name: "Undo" }).click();
+    await hostButton("Undo").click();
     assert.equal(JSON.parse(await state(() => window.harness.pointsWidget().value)).length, 2);
+  });
+
+  test("the Brush button paints into the hidden region widget; Undo takes the stroke back", async () => {
+    const regionWidget = () => state(() => window.harness.widget(window.harness.node, "region").value);
+    await hostButton("Brush").click();
+    assert.equal(await state(() => window.harness.state().editor.tool), "brush");
+    assert.equal(await hostButton("Brush").getAttribute("aria-pressed"), "true");
+    const box = await page.locator("#host canvas").boundingBox();
+    await page.mouse.move(box.x + box.width * 0.3, box.y + box.height * 0.5);
+    await page.mouse.down();
+    await page.mouse.move(box.x + box.width * 0.7, box.y + box.height * 0.5, { steps: 10 });
+    await page.mouse.up();
+    const region = JSON.parse(await regionWidget());
+    assert.deepEqual(region.size, [300, 200], "strokes in the picture's pixels");
+    assert.equal(region.strokes.length, 1);
+    await hostButton("Undo").click();
+    assert.equal(await regionWidget(), "");
+    assert.equal(JSON.parse(await state(() => window.harness.pointsWidget().value)).length, 2, "the pairs stay");
+    await hostButton("Points").click();
+  });
+
+  test("the radius slider sets the brush radius and follows the +/- keys", async () => {
+    const slider = page.locator("#host input[type=range]");
+    await slider.fill("40");
+    assert.equal(await state(() => window.harness.state().editor.radius), 40);
+    assert.equal(await page.locator("#host").getByText("40 px").count(), 1);
+    await page.locator("#host canvas").focus();
+    await page.keyboard.press("+");
+    assert.equal(await state(() => window.harness.state().editor.radius), 50);
+    assert.equal(await slider.inputValue(), "50");
+    await slider.fill("16");
+  });
+
+  test("outside changes to the region widget load; a malformed one shows until Clear region", async () => {
+    const good = '{"size":[300,200],"strokes":[{"radius":5,"points":[[10,10]]}]}';
+    await state((text) => { window.harness.widget(window.harness.node, "region").value = text; }, good);
+    await waitFor(page, () => window.harness.state().editor.region.strokeCount === 1, undefined, "region poll sync");
+    await state(() => { window.harness.widget(window.harness.node, "region").value = "{oops"; });
+    await waitFor(page, () => window.harness.state().editor.regionError?.code === "invalid_json", undefined,
+      "region error state");
+    await hostButton("Clear region").click();
+    assert.equal(await state(() => window.harness.widget(window.harness.node, "region").value), "");
+    assert.equal(await state(() => window.harness.state().editor.regionError), null);
   });
 
   test("outside changes to the widget value (paste, load) re-render the editor", async () => {
@@ -376,6 +582,101 @@ describe("ComfyUI glue against a fake host (editor.html)", () => {
     // Another aspect ratio would stretch the picture under the points: nothing is shown until a run.
     await state(() => { window.harness.imageScale.widgets[2].value = 150; });
     await waitFor(page, () => window.harness.state().editor.imageSize === null, undefined, "no picture");
+  });
+
+  test("Drag Region Warp: the editor with a preview toggle, and a hint until there is something to warp", async () => {
+    await state(() => window.harness.connect(window.harness.loadImage, window.harness.warpNode, 9));
+    await waitFor(page, () => window.harness.warpState().editor.imageSize?.width === 300, undefined, "warp picture");
+    const buttons = await page.locator("#host2 button").allTextContents();
+    assert.deepEqual(buttons, ["Points", "Brush", "Eraser", "Undo", "Clear", "Clear region", "Show original"]);
+    assert.equal(await hostButton("Show original", "#host2").isDisabled(), true, "no preview yet");
+    await waitFor(page, () => /Live preview/.test(window.harness.warpState().editor.notice?.text), undefined, "hint");
+    assert.equal(await state(() => window.harness.previewRequests.length), 0, "nothing to warp, nothing sent");
+  });
+
+  test("painting and a pair on the region post the picture and the texts; the answer is shown", async () => {
+    const box = await page.locator("#host2 canvas").boundingBox();
+    const at = (fx, fy) => [box.x + box.width * fx, box.y + box.height * fy];
+    await hostButton("Brush", "#host2").click();
+    await page.mouse.move(...at(0.3, 0.5));
+    await page.mouse.down();
+    await page.mouse.move(...at(0.5, 0.5), { steps: 8 });
+    await page.mouse.up();
+    await hostButton("Points", "#host2").click();
+    await page.mouse.click(...at(0.4, 0.5));
+    await page.mouse.click(...at(0.6, 0.3));
+    await waitFor(page, () => window.harness.warpState().editor.preview !== null, undefined, "the preview");
+    const sent = await state(async () => {
+      const { previewRequests, warpNode, widget } = window.harness;
+      const last = previewRequests.at(-1);
+      const img = new Image();
+      img.src = last.body.image;
+      await img.decode();
+      return { ...last, body: { ...last.body, image: last.body.image.slice(0, 22) }, imageSize: [img.width, img.height],
+        pointsWidget: widget(warpNode, "drag_points").value, regionWidget: widget(warpNode, "region").value };
+    });
+    assert.equal(sent.route, "/drag_edit/region_warp_preview");
+    assert.equal(sent.method, "POST");
+    assert.equal(sent.body.image, "data:image/png;base64,");
+    assert.deepEqual(sent.imageSize, [300, 200], "the picture at the W x H of the points");
+    assert.equal(sent.body.drag_points, sent.pointsWidget);
+    assert.equal(JSON.parse(sent.pointsWidget).length, 1);
+    assert.equal(sent.body.region, sent.regionWidget);
+    assert.equal(JSON.parse(sent.regionWidget).strokes.length, 1);
+    assert.equal(sent.body.kernel, 5);
+    // the answer (flat green) is the background; the toggle shows the original (grey) again
+    const corner = [[10, 190]]; // image px, away from the region and the pair
+    const sample = () => state((points) => {
+      const { editor } = window.harness.warpState();
+      const fit = editor.fit;
+      return points.map(([x, y]) => Array.from(editor.ctx.getImageData(Math.round((fit.offsetX + x * fit.scale) * editor.dpr),
+        Math.round((fit.offsetY + y * fit.scale) * editor.dpr), 1, 1).data));
+    }, corner);
+    const [warped] = await sample();
+    assert.ok(warped[1] > 150 && warped[0] < 90, `the preview is shown: ${warped}`);
+    await hostButton("Show original", "#host2").click();
+    const [original] = await sample();
+    assert.ok(isGrey(original), `the original is shown: ${original}`);
+    assert.equal(await page.locator("#host2").getByRole("button", { name: "Show warped" }).count(), 1);
+    await hostButton("Show warped", "#host2").click();
+    assert.ok((await sample())[0][1] > 150, "back to the preview");
+    await writeFile(join(OUT_DIR, "warp_preview.png"), await page.locator("#host2").screenshot());
+  });
+
+  test("a drag is previewed while it moves, debounced, ending on the final pair", async () => {
+    const before = await state(() => window.harness.previewRequests.length);
+    const box = await page.locator("#host2 canvas").boundingBox();
+    const info = await state(() => {
+      const { editor } = window.harness.warpState();
+      return { fit: editor.fit, target: editor.model.pairs[0].target };
+    });
+    const start = [box.x + info.fit.offsetX + info.target[0] * info.fit.scale,
+      box.y + info.fit.offsetY + info.target[1] * info.fit.scale];
+    const steps = 20;
+    await page.mouse.move(...start);
+    await page.mouse.down();
+    await page.mouse.move(start[0] + 60, start[1] + 40, { steps });
+    await page.mouse.up();
+    const widgetValue = () => window.harness.widget(window.harness.warpNode, "drag_points").value;
+    await waitFor(page, (value) => window.harness.previewRequests.at(-1)?.body.drag_points === value &&
+      window.harness.warpState().preview._inFlight === false, await state(widgetValue), "the final request");
+    const sentCount = (await state(() => window.harness.previewRequests.length)) - before;
+    assert.ok(sentCount >= 1 && sentCount < steps / 2, `${sentCount} requests for ${steps} moves`);
+  });
+
+  test("an HTTP 400 answer shows its sentence in the status line instead of a stale preview", async () => {
+    await state(() => {
+      window.harness.previewAnswer = { status: 400, body: { error: "pair 1: the handle (1, 1) lies in no region" } };
+      window.harness.widget(window.harness.warpNode, "kernel").value = 7; // picked up by the poll
+    });
+    await waitFor(page, () => window.harness.warpState().editor.notice?.error === true, undefined, "the error");
+    const shown = await state(() => ({ notice: window.harness.warpState().editor.notice,
+      preview: window.harness.warpState().editor.preview, kernel: window.harness.previewRequests.at(-1).body.kernel }));
+    assert.equal(shown.notice.text, "Preview: pair 1: the handle (1, 1) lies in no region");
+    assert.equal(shown.preview, null);
+    assert.equal(shown.kernel, 7);
+    await writeFile(join(OUT_DIR, "warp_preview_error.png"), await page.locator("#host2").screenshot());
+    await state(() => { window.harness.previewAnswer = null; });
   });
 
   test("onRemoved tears the editor down", async () => {
