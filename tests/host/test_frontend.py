@@ -2,8 +2,9 @@
 
 Starts ``main.py`` of COMFYUI_PATH as a subprocess (CPU, a temporary base directory with
 this pack symlinked into custom_nodes/ and a test picture in input/), then runs
-web/tests/frontend/point_editor_frontend.mjs, which drives Debian's chromium through
-playwright-core and prints a JSON summary of its checks.
+web/tests/frontend/point_editor_frontend.mjs (pairs) and region_editor_frontend.mjs (the
+painted region and Drag Region Warp's live preview), which drive Debian's chromium through
+playwright-core and print a JSON summary of their checks.
 
 Skipped (with the reason) without COMFYUI_PATH, node, web/node_modules/playwright-core,
 the comfyui-frontend-package or chromium; with CI=true, a missing chromium fails instead.
@@ -17,6 +18,7 @@ from . import server
 
 PACK_ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = PACK_ROOT / "web" / "tests" / "frontend" / "point_editor_frontend.mjs"
+REGION_SCRIPT = PACK_ROOT / "web" / "tests" / "frontend" / "region_editor_frontend.mjs"
 IMAGE_SIZE = (512, 384)
 
 
@@ -72,13 +74,17 @@ def comfy_server(tmp_path_factory):
         yield running
 
 
+def failed_checks(summary) -> dict:
+    return {name: c.get("detail") for name, c in summary["checks"].items() if not c["ok"]}
+
+
 def test_point_editor_in_real_frontend(comfy_server):
     summary = server.run_frontend_script(SCRIPT, comfy_server["url"], "--image", "scene.png",
                                          "--width", str(IMAGE_SIZE[0]), "--height", str(IMAGE_SIZE[1]))
     details = json.dumps({k: v for k, v in summary.items() if k != "errors"}, indent=1)[:6000]
 
     assert "exception" not in summary, summary["exception"] + "\n" + details
-    failed = {name: c.get("detail") for name, c in summary["checks"].items() if not c["ok"]}
+    failed = failed_checks(summary)
     assert not failed, f"failed checks: {json.dumps(failed, indent=1)}\nerrors: {summary.get('errors')}"
 
     # the pack's scripts load and nothing it does logs an error (the host's own startup 404s are not ours)
@@ -97,3 +103,32 @@ def test_point_editor_in_real_frontend(comfy_server):
         assert entry["message"] and not entry["load_error"] and not entry["new_errors"], entry
         assert entry["canvas_draws"] and entry["raw_kept"], entry
     assert summary["ok"], details
+
+
+def test_region_and_live_preview_in_real_frontend(comfy_server, comfy):
+    """Paint, preview (the pack's route), run, save and reload on Load Image -> Upscale Image -> Drag Region Warp;
+    paint on Drag Latent Optimize and read the API prompt."""
+    from .pack import pack_module
+
+    summary = server.run_frontend_script(REGION_SCRIPT, comfy_server["url"], "--image", "scene.png",
+                                         "--width", str(IMAGE_SIZE[0]), "--height", str(IMAGE_SIZE[1]), timeout=400)
+    details = json.dumps({k: v for k, v in summary.items() if k != "errors"}, indent=1)[:6000]
+    assert "exception" not in summary, summary["exception"] + "\n" + details
+    failed = failed_checks(summary)
+    assert not failed, f"failed checks: {json.dumps(failed, indent=1)}\nerrors: {summary.get('errors')}"
+    assert summary["error_counts"]["ours"] == 0 and summary["error_counts"]["after_startup"] == 0, summary["errors"]
+
+    # the texts the editor wrote are what the nodes read: the API prompt, the reloaded workflow
+    assert summary["api_prompt_region"] == summary["reloaded_region"] == summary["region"]
+    assert 200 in summary["route_statuses"] and 400 in summary["route_statuses"], summary["route_statuses"]
+
+    # ... and core/regions.py reads them as painted: the stroke at the scaled picture's size, the handle on it
+    regions = pack_module("core.regions")
+    region = regions.read_region(summary["region"])
+    width, height = IMAGE_SIZE[0] // 2, IMAGE_SIZE[1] // 2
+    assert region.size == (width, height) and len(region.strokes) == 1 and region.painted
+    mask = regions.rasterize(region, (height, width))
+    (x, y), = [pair["handle"] for pair in json.loads(summary["widget_value"])]
+    assert mask[round(y), round(x)] == 1 and 0 < mask.mean() < 0.2
+    drag_region = regions.read_region(summary["drag_api_region"])
+    assert drag_region.size == IMAGE_SIZE and drag_region.painted

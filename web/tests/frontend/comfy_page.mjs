@@ -1,6 +1,6 @@
 // Helpers for driving the real ComfyUI frontend (served by a running ComfyUI
 // with this pack under custom_nodes/) in Debian's chromium via playwright-core.
-// Used by point_editor_frontend.mjs (host test) and dev/screenshot_point_editor.mjs.
+// Used by point_editor_frontend.mjs, region_editor_frontend.mjs (host tests) and dev/screenshot_point_editor.mjs.
 
 import fs from "node:fs";
 import os from "node:os";
@@ -8,6 +8,7 @@ import path from "node:path";
 import { chromium } from "playwright-core";
 
 export const NODE_CLASS = "DragEdit_DragLatentOptimize";
+export const WARP_CLASS = "DragEdit_RegionWarp";
 export const EXTENSION_NAME = "DragEdit.PointEditor";
 export const PACK_URL_PART = "/extensions/comfyui-drag-diffedit/";
 /** Text that marks an error as coming from this pack rather than the host. */
@@ -152,6 +153,43 @@ export function minimalWorkflow({ imageName, dragPoints = "[]", dragNodeSize = [
   };
 }
 
+/**
+ * LoadImage -> ImageScale (width x height; keep the picture's aspect so the editor shows it before a run) ->
+ * Drag Region Warp `image`, its `warped` output into a Preview Image (a prompt needs an output node).
+ * Node ids: 1 LoadImage, 2 the warp, 3 ImageScale, 4 Preview Image.
+ */
+export function regionWarpWorkflow({ imageName, width, height, dragPoints = "[]", region = "", kernel = 5 }) {
+  const node = (id, type, pos, size, inputs, outputs, widgets_values, order) => ({
+    id, type, pos, size, flags: {}, order, mode: 0, inputs, outputs, properties: { "Node name for S&R": type },
+    widgets_values,
+  });
+  return {
+    last_node_id: 4,
+    last_link_id: 3,
+    nodes: [
+      node(1, "LoadImage", [20, 80], [300, 380], [], [
+        { name: "IMAGE", type: "IMAGE", links: [1], slot_index: 0 },
+        { name: "MASK", type: "MASK", links: [], slot_index: 1 }], [imageName, "image"], 0),
+      node(3, "ImageScale", [20, 500], [300, 130], [{ name: "image", type: "IMAGE", link: 1 }],
+        [{ name: "IMAGE", type: "IMAGE", links: [2], slot_index: 0 }], ["lanczos", width, height, "disabled"], 1),
+      node(2, WARP_CLASS, [360, 80], [440, 600],
+        [{ name: "image", type: "IMAGE", link: 2 }, { name: "mask", type: "MASK", link: null }], [
+          { name: "warped", type: "IMAGE", links: [3], slot_index: 0 },
+          { name: "inpaint_mask", type: "MASK", links: [], slot_index: 1 },
+          { name: "moved_region", type: "MASK", links: [], slot_index: 2 },
+          { name: "region", type: "MASK", links: [], slot_index: 3 }],
+        // drag_points, kernel, region
+        [dragPoints, kernel, region], 2),
+      node(4, "PreviewImage", [840, 80], [300, 300], [{ name: "images", type: "IMAGE", link: 3 }], [], [], 3),
+    ],
+    links: [[1, 1, 0, 3, 0, "IMAGE"], [2, 3, 0, 2, 0, "IMAGE"], [3, 2, 0, 4, 0, "IMAGE"]],
+    groups: [],
+    config: {},
+    extra: { ds: { scale: 1, offset: [0, 0] } },
+    version: 0.4,
+  };
+}
+
 /** Load a UI workflow through the frontend's own loader; returns an error string or null. */
 export async function loadWorkflow(page, workflow, name = "dragedit-test.json") {
   const error = await page.evaluate(async ({ wf, name }) => {
@@ -192,6 +230,7 @@ export async function editorInfo(page, nodeId) {
     const canvas = st.editor.canvas;
     const r = canvas.getBoundingClientRect();
     const widget = node.widgets.find((w) => w.name === "drag_points");
+    const regionWidget = node.widgets.find((w) => w.name === "region");
     return {
       present: true,
       editor: true,
@@ -205,8 +244,43 @@ export async function editorInfo(page, nodeId) {
       error: st.editor.error ? { ...st.editor.error } : null,
       widgetValue: widget?.value,
       widgetHidden: Boolean(widget?.hidden),
+      tool: st.editor.tool,
+      regionValue: st.editor.getRegionValue(),
+      regionStrokes: st.editor.region.strokeCount,
+      regionError: st.editor.regionError ? { ...st.editor.regionError } : null,
+      regionWidgetValue: regionWidget?.value,
+      regionWidgetHidden: Boolean(regionWidget?.hidden),
+      previewShown: Boolean(st.editor.preview && st.editor.showPreview),
+      previewRequests: st.preview?.requests ?? null,
+      notice: st.editor.notice,
+      imageSrc: st.editor.image?.src ?? null,
     };
   }, nodeId);
+}
+
+/** Poll editorInfo until `predicate` holds; throws with the last info after `timeout` ms. */
+export async function waitForEditor(page, nodeId, predicate, what, timeout = 10000) {
+  const t0 = Date.now();
+  let info;
+  while (Date.now() - t0 < timeout) {
+    info = await editorInfo(page, nodeId);
+    if (predicate(info)) return info;
+    await page.waitForTimeout(100);
+  }
+  throw new Error(`timed out waiting for ${what}: ${JSON.stringify(info)}`);
+}
+
+/** Editor info once its canvas rect has stopped moving for a few frames. */
+export async function settledEditor(page, nodeId) {
+  let last = null;
+  for (let i = 0; i < 60; i++) {
+    const info = await editorInfo(page, nodeId);
+    if (last && JSON.stringify(info.rect) === JSON.stringify(last.rect) &&
+        JSON.stringify(info.client) === JSON.stringify(last.client)) return info;
+    last = info;
+    await page.waitForTimeout(80);
+  }
+  return last;
 }
 
 /**

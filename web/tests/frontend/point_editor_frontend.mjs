@@ -13,7 +13,7 @@
 
 import {
   NODE_CLASS, arg, closeDialogs, serverAndBrowser, editorInfo, exposeEditorState, focusNodes, imageToPage, isBlue, isRed,
-  loadWorkflow, minimalWorkflow, openComfy, queueFromPage, runSummaryScript, sampleEditor,
+  loadWorkflow, minimalWorkflow, openComfy, queueFromPage, runSummaryScript, sampleEditor, settledEditor, waitForEditor,
 } from "./comfy_page.mjs";
 
 const { url: URL_, chromium: CHROMIUM } = serverAndBrowser();
@@ -48,29 +48,8 @@ function samePairs(a, b, tol) {
     p[end].every((v, k) => Math.abs(v - b[i][end][k]) <= tol)));
 }
 
-async function waitEditor(page, predicate, what, timeout = 10000) {
-  const t0 = Date.now();
-  let info;
-  while (Date.now() - t0 < timeout) {
-    info = await editorInfo(page, NODE_ID);
-    if (predicate(info)) return info;
-    await page.waitForTimeout(100);
-  }
-  throw new Error(`timed out waiting for ${what}: ${JSON.stringify(info)}`);
-}
-
-/** Editor info once its canvas rect has stopped moving for a few frames. */
-async function stableEditor(page) {
-  let last = null;
-  for (let i = 0; i < 60; i++) {
-    const info = await editorInfo(page, NODE_ID);
-    if (last && JSON.stringify(info.rect) === JSON.stringify(last.rect) &&
-        JSON.stringify(info.client) === JSON.stringify(last.client)) return info;
-    last = info;
-    await page.waitForTimeout(80);
-  }
-  return last;
-}
+const waitEditor = (page, predicate, what, timeout) => waitForEditor(page, NODE_ID, predicate, what, timeout);
+const stableEditor = (page) => settledEditor(page, NODE_ID);
 
 async function main() {
   const t0 = Date.now();
@@ -149,8 +128,9 @@ async function main() {
     session.setPhase("reload");
     const saved = await page.evaluate(() => JSON.stringify(window.app.graph.serialize()));
     const savedNode = JSON.parse(saved).nodes.find((n) => n.id === NODE_ID);
+    // drag_points, the seven numbers, and the (empty) painted region last
     check("saved_widgets_values", savedNode?.widgets_values?.[0] === clicked.widgetValue &&
-      savedNode.widgets_values.length === 8, savedNode?.widgets_values);
+      savedNode.widgets_values.length === 9 && savedNode.widgets_values[8] === "", savedNode?.widgets_values);
     await page.evaluate(() => window.app.graph.clear());
     await page.waitForTimeout(300);
     const reloadError = await loadWorkflow(page, JSON.parse(saved), "dragedit-saved.json");
