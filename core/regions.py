@@ -90,15 +90,17 @@ def read_region(text) -> Region:
     if not isinstance(data, dict) or not isinstance(data.get("strokes"), list) or "size" not in data:
         raise ValueError(f"region must be an object with 'size' and 'strokes'; expected {FORMAT}")
     size = data["size"]
-    if not (isinstance(size, list) and len(size) == 2 and all(isinstance(v, int) and not isinstance(v, bool)
-                                                              and 0 < v <= MAX_SIZE for v in size)):
+    whole = isinstance(size, list) and len(size) == 2 and all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) and float(v).is_integer() and 0 < v <= MAX_SIZE
+        for v in size)  # JSON has one number type: 512.0 is 512
+    if not whole:
         raise ValueError(f"region: 'size' must be the painted picture's [width, height] in pixels, got {_echo(size)}")
     if len(data["strokes"]) > MAX_STROKES:
         raise ValueError(f"region has {len(data['strokes'])} strokes; at most {MAX_STROKES} are supported")
     strokes = tuple(_stroke(stroke, index) for index, stroke in enumerate(data["strokes"]))
     if sum(len(stroke.points) for stroke in strokes) > MAX_POINTS:
         raise ValueError(f"region has more than {MAX_POINTS} stroke points; paint it with fewer, longer strokes")
-    return Region(size=(size[0], size[1]), strokes=strokes)
+    return Region(size=(int(size[0]), int(size[1])), strokes=strokes)
 
 
 def _segment_distance(px: np.ndarray, py: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
