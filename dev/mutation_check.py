@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-TESTS = ["tests/test_drag_core.py", "tests/test_gooddrag_core.py", "tests/test_masactrl_core.py",
+TESTS = ["tests/test_regions.py", "tests/test_region_warp.py",  # the fast ones first (-x stops at the first failure)
+         "tests/test_drag_core.py", "tests/test_gooddrag_core.py", "tests/test_masactrl_core.py",
          "tests/test_diffedit_core.py", "tests/test_ddim.py"]
 
 
@@ -65,6 +66,22 @@ MUTATIONS = [
              "torch.minimum(difference, clamp) / safe_clamp", "difference / safe_clamp"),
     Mutation("core/diffedit.py", "the noised latent's noise not scaled by sigma",
              "noisy = latent + sigma * draw", "noisy = latent + draw"),
+    Mutation("core/region_warp.py", "inverse-distance weights squared (1/d^2 instead of 1/d)",
+             "weights = 1.0 / (nearest + settings.eps)\n", "weights = 1.0 / (nearest + settings.eps) ** 2\n"),
+    Mutation("core/region_warp.py", "the uncovered area not dilated by the kernel",
+             "uncovered = cv2.dilate(uncovered, np.ones((kernel, kernel), dtype=np.uint8))",
+             "uncovered = uncovered"),
+    Mutation("core/region_warp.py", "the band along the moved outline drawn thicker (kernel + 2)",
+             "cv2.drawContours(band, [moved_outline], -1, 1, kernel)",
+             "cv2.drawContours(band, [moved_outline], -1, 1, kernel + 2)"),
+    Mutation("core/region_warp.py", "the pixels moved off the image kept (clamped to the border)",
+             "inside = (source[:, 0] >= 0) & (source[:, 0] < hw[1]) & (source[:, 1] >= 0) & (source[:, 1] < hw[0])",
+             "source = np.clip(source, 0, [hw[1] - 1, hw[0] - 1]); inside = np.ones(len(source), dtype=bool)"),
+    Mutation("core/regions.py", "the eraser paints instead of clearing",
+             "mask[top:bottom, left:right][inside] = not stroke.erase",
+             "mask[top:bottom, left:right][inside] = True"),
+    Mutation("core/regions.py", "the radius scaled by the width's scale only",
+             "radius_scale = math.sqrt(scale[0] * scale[1])", "radius_scale = scale[0]"),
 ]
 
 

@@ -314,3 +314,41 @@ def test_filled_outline_stays_inside_it():
     inside = np.array([cv2.pointPolygonTest(polygon, (float(x), float(y)), False) >= 0 for x, y in zip(xs, ys)])
     assert not ((~inside) & (outline[ys, xs] == 0)).any()
     assert tuple(int(v) for v in cv2.__version__.split(".")[:2]) >= (4, 11)
+
+
+def test_weights_are_the_inverse_distances():
+    # (2, 0) lies 2 px from the first reference and 8 px from the second: weights 1/2 and 1/8, normalised to
+    # 0.8 and 0.2, so it moves by 0.8 * (4, 0) + 0.2 * (0, 4) = (3.2, 0.8) and rounds to (5, 1).
+    references = torch.tensor([[0.0, 0.0], [10.0, 0.0]])
+    moves = torch.tensor([[4.0, 0.0], [0.0, 4.0]])
+    points = torch.tensor([[2.0, 0.0], [5.0, 0.0], [10.0, 3.0]])
+    # (5, 0): equal weights, (2, 2) -> (7, 2); (10, 3): 1/sqrt(109) and 1/3, normalised 0.2232 and 0.7768, so
+    # (0.893, 3.107) -> (11, 6).
+    assert idw_move(points, references, moves).tolist() == [[5.0, 1.0], [7.0, 2.0], [11.0, 6.0]]
+
+
+def test_kernel_grows_the_uncovered_area_and_bands_the_moved_outline():
+    # A rectangle moved clear of itself: the uncovered area is the whole old rectangle, grown by the kernel's
+    # square (kernel // 2 on each side); the band is the moved outline drawn kernel thick, as the reference does.
+    hw, (dx, dy) = (48, 64), (24, 2)
+    region = np.zeros(hw, dtype=np.uint8)
+    region[15:30, 10:20] = 1
+    for kernel in (3, 5, 9):
+        plan = bidirectional_warp(region, [[14, 20]], [[14 + dx, 20 + dy]], kernel=kernel)
+        grow = kernel // 2
+        expected = np.zeros(hw, dtype=bool)
+        expected[15 - grow:30 + grow, 10 - grow:20 + grow] = True
+        band = np.zeros(hw, dtype=np.uint8)
+        corners = np.array([[10, 15], [10, 29], [19, 29], [19, 15]], dtype=np.int32) + [dx, dy]
+        cv2.drawContours(band, [corners.reshape(-1, 1, 2)], -1, 1, kernel)
+        np.testing.assert_array_equal(plan.inpaint_mask, expected | (band > 0))
+
+
+def test_moved_pixels_that_look_back_off_the_image_are_dropped():
+    # Stretched along the left border, 15 pixels of the moved outline's fill map back to x < 0: they are not
+    # written (the official bi_warp writes 207 pixels here, parity case stretch_back_off_left_border).
+    hw = (48, 48)
+    region = disc(hw, 3, 32, 8)
+    plan = bidirectional_warp(region, [[3, 24], [0, 31]], [[4, 12], [7, 37]], kernel=0)
+    assert len(plan.target_xy) == 207 and plan.moved_mask.sum() == 207
+    assert ((plan.source_xy >= 0) & (plan.source_xy < 48)).all()

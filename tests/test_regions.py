@@ -54,6 +54,8 @@ def test_strokes_scale_with_the_picture():
     at_double = rasterize(read_region(json.dumps(STROKES)), (60, 80))
     np.testing.assert_array_equal(at_double, rasterize(read_region(json.dumps(doubled)), (60, 80)))
     assert len(json.dumps(STROKES)) < 300  # a region is strokes, not pixels
+    # Stretched to twice the width only: points scale per axis, radii by the geometric mean (sqrt 2).
+    np.testing.assert_array_equal(rasterize(read_region(json.dumps(STROKES)), (30, 80)), brute_force(STROKES, 30, 80))
 
 
 @pytest.mark.parametrize("text, message", [
