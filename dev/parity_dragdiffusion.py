@@ -19,13 +19,14 @@ A float64 official run is compared in float64, and there every latent must agree
 float32 they need not: an L1 term within rounding of zero can take either sign, its gradient jumps, and Adam's
 normalised steps amplify the jump.  Exit status 0 only when every handle agrees (and, in float64, every latent).
 """
-import argparse
 import json
 import sys
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from dev.parity_args import official_run_parser
 
 
 def _gap(ours: torch.Tensor, theirs: torch.Tensor) -> dict:
@@ -156,16 +157,7 @@ def summary(report: dict, first: int = 5) -> str:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--official-out", required=True)
-    parser.add_argument("--inputs", required=True)
-    parser.add_argument("--json", help="also write the report here")
-    parser.add_argument("--dtype", choices=["float32", "float64"], help="run the pack in this dtype (default: the "
-                                                                          "official run's)")
-    parser.add_argument("--tolerance", type=float, default=1e-5,
-                        help="largest latent difference, relative to the largest entry, of a float64 comparison")
-    parser.add_argument("--threads", type=int, default=2)
-    args = parser.parse_args(argv)
+    args = official_run_parser(__doc__).parse_args(argv)
     report = run(args)
     print(summary(report))
     if args.json:

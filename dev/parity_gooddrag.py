@@ -16,13 +16,14 @@ within ``--tolerance`` (relative to the largest entry).  In float32 they need no
 within rounding of zero can take either sign, its gradient jumps, and Adam's normalised steps amplify the jump.
 The remaining float64 gap comes from the scheduler's float32 alphas, rounded differently on the two sides.
 """
-import argparse
 import json
 import sys
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from dev.parity_args import official_run_parser
 
 
 def _grid(points):
@@ -114,16 +115,7 @@ def run(args) -> dict:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--official-out", required=True)
-    parser.add_argument("--inputs", required=True)
-    parser.add_argument("--json", help="also write the report here")
-    parser.add_argument("--dtype", choices=["float32", "float64"], help="run the pack in this dtype (default: the "
-                                                                          "official run's)")
-    parser.add_argument("--tolerance", type=float, default=1e-5,
-                        help="largest latent difference, relative to the largest entry, of a float64 comparison")
-    parser.add_argument("--threads", type=int, default=2)
-    args = parser.parse_args(argv)
+    args = official_run_parser(__doc__).parse_args(argv)
     report = run(args)
     text = json.dumps(report, indent=1)
     print(text)

@@ -356,6 +356,39 @@ export async function queueFromPage(page) {
  * Run a check script's `main()`, which resolves to its summary: print it as one JSON line and exit 0 when
  * `summary.ok`, else 1; a failure before any summary prints `{ok: false, failures: ["setup"]}` and exits 2.
  */
+/** A script's summary and its `check(name, ok, detail)`, which records each check and lists the failures. */
+export function newSummary(url) {
+  const summary = { url, ok: false, checks: {}, failures: [] };
+  const check = (name, ok, detail) => {
+    summary.checks[name] = { ok: Boolean(ok), ...(detail === undefined ? {} : { detail }) };
+    if (!ok) summary.failures.push(name);
+  };
+  return { summary, check };
+}
+
+/** A script's run stopped by an exception: recorded as the failure "exception". */
+export function recordException(summary, e) {
+  summary.failures.push("exception");
+  summary.exception = String(e?.stack || e);
+}
+
+/** Ends a script's run: the console errors it saw (after startup, those `expected` accepts not counted), the
+ * checks that none came from the pack and none after startup, the time since `startedAt`, the verdict. */
+export async function finishSummary({ summary, check }, session, startedAt, expected = () => false) {
+  const { errors } = session;
+  summary.errors = errors;
+  summary.error_counts = {
+    total: errors.length,
+    ours: errors.filter((e) => e.ours).length,
+    after_startup: errors.filter((e) => e.phase !== "startup" && !expected(e)).length,
+  };
+  check("no_errors_from_pack", summary.error_counts.ours === 0);
+  check("no_errors_after_startup", summary.error_counts.after_startup === 0);
+  summary.seconds = Math.round((Date.now() - startedAt) / 100) / 10;
+  summary.ok = summary.failures.length === 0;
+  await session.close();
+}
+
 export function runSummaryScript(main) {
   main().then(
     (summary) => {

@@ -12,8 +12,9 @@
 // 2 when the page could not be driven at all.
 
 import {
-  NODE_CLASS, arg, closeDialogs, serverAndBrowser, editorInfo, exposeEditorState, focusNodes, imageToPage, isBlue, isRed,
-  loadWorkflow, minimalWorkflow, openComfy, queueFromPage, runSummaryScript, sampleEditor, settledEditor, waitForEditor,
+  NODE_CLASS, arg, closeDialogs, serverAndBrowser, editorInfo, exposeEditorState, finishSummary, focusNodes, imageToPage,
+  isBlue, isRed, loadWorkflow, minimalWorkflow, newSummary, openComfy, queueFromPage, recordException, runSummaryScript,
+  sampleEditor, settledEditor, waitForEditor,
 } from "./comfy_page.mjs";
 
 const { url: URL_, chromium: CHROMIUM } = serverAndBrowser();
@@ -35,11 +36,8 @@ const MALFORMED = [
   { label: "non-string value", value: [{ handle: [1, 2], target: [3, 4] }], expect: /invalid JSON/ },
 ];
 
-const summary = { url: URL_, ok: false, checks: {}, failures: [] };
-const check = (name, ok, detail) => {
-  summary.checks[name] = { ok: Boolean(ok), ...(detail === undefined ? {} : { detail }) };
-  if (!ok) summary.failures.push(name);
-};
+const results = newSummary(URL_);
+const { summary, check } = results;
 
 /** Pairs equal within `tol` image px (click positions land on fractional screen pixels). */
 function samePairs(a, b, tol) {
@@ -181,20 +179,9 @@ async function main() {
     session.setPhase("end");
     await closeDialogs(page);
   } catch (e) {
-    summary.failures.push("exception");
-    summary.exception = String(e?.stack || e);
+    recordException(summary, e);
   } finally {
-    summary.errors = errors;
-    summary.error_counts = {
-      total: errors.length,
-      ours: errors.filter((e) => e.ours).length,
-      after_startup: errors.filter((e) => e.phase !== "startup").length,
-    };
-    check("no_errors_from_pack", summary.error_counts.ours === 0);
-    check("no_errors_after_startup", summary.error_counts.after_startup === 0);
-    summary.seconds = Math.round((Date.now() - t0) / 100) / 10;
-    summary.ok = summary.failures.length === 0;
-    await session.close();
+    await finishSummary(results, session, t0);
   }
   return summary;
 }

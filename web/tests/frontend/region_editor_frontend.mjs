@@ -17,9 +17,9 @@
 // 2 when the page could not be driven at all.
 
 import {
-  NODE_CLASS, WARP_CLASS, arg, closeDialogs, editorInfo, exposeEditorState, focusNodes, imageToPage, loadWorkflow,
-  minimalWorkflow, openComfy, queueFromPage, regionWarpWorkflow, runSummaryScript, sampleEditor, serverAndBrowser,
-  settledEditor, waitForEditor,
+  NODE_CLASS, WARP_CLASS, arg, closeDialogs, editorInfo, exposeEditorState, finishSummary, focusNodes, imageToPage,
+  loadWorkflow, minimalWorkflow, newSummary, openComfy, queueFromPage, recordException, regionWarpWorkflow,
+  runSummaryScript, sampleEditor, serverAndBrowser, settledEditor, waitForEditor,
 } from "./comfy_page.mjs";
 
 const { url: URL_, chromium: CHROMIUM } = serverAndBrowser();
@@ -37,11 +37,8 @@ const OFF_REGION = at(0.08, 0.15);
 const RADIUS = 16; // the editor's default brush radius, image px
 const SCREENSHOT = arg("screenshot", null); // the warp node with its preview, when given
 
-const summary = { url: URL_, ok: false, checks: {}, failures: [] };
-const check = (name, ok, detail) => {
-  summary.checks[name] = { ok: Boolean(ok), ...(detail === undefined ? {} : { detail }) };
-  if (!ok) summary.failures.push(name);
-};
+const results = newSummary(URL_);
+const { summary, check } = results;
 
 const waitEditor = (page, predicate, what, timeout) => waitForEditor(page, NODE_ID, predicate, what, timeout);
 const near = (a, b, tol) => Array.isArray(a) && Math.hypot(a[0] - b[0], a[1] - b[1]) <= tol;
@@ -292,23 +289,11 @@ async function main() {
     session.setPhase("end");
     await closeDialogs(page);
   } catch (e) {
-    summary.failures.push("exception");
-    summary.exception = String(e?.stack || e);
+    recordException(summary, e);
   } finally {
     summary.route_statuses = routeCalls.map((c) => c.status);
     // the browser logs the route's deliberate 400 as a failed resource load
-    const expected = (e) => e.phase === "preview_error" && /status of 400/.test(e.text);
-    summary.errors = errors;
-    summary.error_counts = {
-      total: errors.length,
-      ours: errors.filter((e) => e.ours).length,
-      after_startup: errors.filter((e) => e.phase !== "startup" && !expected(e)).length,
-    };
-    check("no_errors_from_pack", summary.error_counts.ours === 0);
-    check("no_errors_after_startup", summary.error_counts.after_startup === 0);
-    summary.seconds = Math.round((Date.now() - t0) / 100) / 10;
-    summary.ok = summary.failures.length === 0;
-    await session.close();
+    await finishSummary(results, session, t0, (e) => e.phase === "preview_error" && /status of 400/.test(e.text));
   }
   return summary;
 }
