@@ -51,6 +51,25 @@ def test_ddim_sampling_matches_ddim_scheduler(model_and_config, cond, steps, str
     assert_close(to_vp(ours, sigmas[-1]), z)
 
 
+def test_guided_sampling_matches_the_pipelines_guidance(model_and_config, cond):
+    # diffusers' pipelines guide the model output: out_uncond + g * (out_text - out_uncond), uncond rows first.
+    # The denoised estimate is affine in the output with the same x, so guiding it is the same for eps and v.
+    unet, config = model_and_config
+    backend = DiffusersUNetDenoiser(unet, config)
+    uncond, guidance, steps = text_embedding(""), 5.0, 8
+    scheduler = DDIMScheduler(**config)
+    scheduler.set_timesteps(steps)
+    z = torch.randn(1, 4, 16, 16, generator=torch.Generator().manual_seed(4))
+    sigmas = ddim_sigmas(backend.sigma_table, steps, 1.0)
+    ours = ddim_sample(backend.denoiser(cond, uncond, guidance), to_sigma_space(z, sigmas[0]), sigmas)
+    with torch.no_grad():
+        for t in scheduler.timesteps:
+            both = unet(torch.cat([z, z]), t, encoder_hidden_states=torch.cat([uncond, cond])).sample
+            out_uncond, out_text = both.chunk(2)
+            z = scheduler.step(out_uncond + guidance * (out_text - out_uncond), t, z, eta=0.0).prev_sample
+    assert_close(to_vp(ours, sigmas[-1]), z)
+
+
 @pytest.mark.parametrize("steps,strength", [(10, 1.0), (50, 0.8)])
 def test_inversion_matches_ddim_inverse_scheduler(eps_unet, cond, steps, strength):
     config = scheduler_config("epsilon")
