@@ -19,6 +19,7 @@ from typing import Callable, Optional
 import torch
 
 from .ddim import Denoiser, StepCallback, batch_sigma, ddim_step
+from .noise_space import VARIANCE_EXPLODING, NoiseSpace
 
 
 @dataclass
@@ -28,15 +29,16 @@ class DiffEditMask:
 
 
 def noised_denoise_estimates(denoise: Denoiser, latent: torch.Tensor, noise: torch.Tensor, sigma: float,
-                             callback: Optional[Callable[[int], None]] = None) -> torch.Tensor:
-    """Denoised estimates of ``latent`` forward-noised with each noise draw.
+                             callback: Optional[Callable[[int], None]] = None,
+                             space: NoiseSpace = VARIANCE_EXPLODING) -> torch.Tensor:
+    """Denoised estimates of ``latent`` forward-noised (in ``space``'s convention) with each noise draw.
 
     ``noise`` is ``[draws, B, C, h, w]``; returns the same shape.  Draws run one
     at a time so memory does not grow with their number.
     """
     estimates = []
     for i, draw in enumerate(noise):
-        noisy = latent + sigma * draw
+        noisy = space.noised(latent, draw, sigma)
         estimates.append(denoise(noisy, batch_sigma(sigma, noisy)))
         if callback is not None:
             callback(i)
@@ -60,10 +62,11 @@ def mask_from_estimates(query: torch.Tensor, reference: torch.Tensor, clamp_rati
 
 
 def diffedit_mask(denoise_query: Denoiser, denoise_reference: Denoiser, latent: torch.Tensor, noise: torch.Tensor,
-                  sigma: float, clamp_ratio: float = 3.0, threshold: float = 0.5) -> DiffEditMask:
+                  sigma: float, clamp_ratio: float = 3.0, threshold: float = 0.5,
+                  space: NoiseSpace = VARIANCE_EXPLODING) -> DiffEditMask:
     """The DiffEdit mask of ``latent`` for a query text against a reference text."""
-    query = noised_denoise_estimates(denoise_query, latent, noise, sigma)
-    reference = noised_denoise_estimates(denoise_reference, latent, noise, sigma)
+    query = noised_denoise_estimates(denoise_query, latent, noise, sigma, space=space)
+    reference = noised_denoise_estimates(denoise_reference, latent, noise, sigma, space=space)
     return mask_from_estimates(query, reference, clamp_ratio, threshold)
 
 

@@ -3,9 +3,14 @@
 The papers and diffusers use DDIM with "leading" spacing and ``steps_offset=1``
 (981, 961, ..., 1 for 50 steps).  A model's own noise table supplies the sigma
 of each integer timestep, so eps, v-prediction and rescaled schedules all work.
-The level below the smallest timestep is the table's first entry (diffusers'
-``set_alpha_to_one=False``): that is where the clean latent sits.
+The level below the smallest timestep is where the clean latent sits: for
+variance-exploding models the table's first entry (diffusers'
+``set_alpha_to_one=False``), for rectified flows 0 (``clean_sigma``).
+Flow tables hold ``len(table)`` timesteps (ComfyUI: 1000 for SD3, 10000 for
+Flux), and the spacing scales with it.
 """
+from typing import Optional
+
 import torch
 
 
@@ -34,13 +39,16 @@ def encoded_steps(steps: int, strength: float) -> int:
     return int(round(steps * strength))
 
 
-def ddim_sigmas(sigma_table: torch.Tensor, steps: int, strength: float = 1.0) -> torch.Tensor:
+def ddim_sigmas(sigma_table: torch.Tensor, steps: int, strength: float = 1.0,
+                clean_sigma: Optional[float] = None) -> torch.Tensor:
     """Descending sigmas of the last ``strength`` part of a ``steps``-step DDIM schedule.
 
     ``len == encoded_steps(steps, strength) + 1``; the last entry is the clean
-    level ``sigma_table[0]``.  Flip it for inversion.
+    level: ``clean_sigma``, by default ``sigma_table[0]`` (a noise space's
+    :meth:`~core.noise_space.NoiseSpace.clean_sigma`).  Flip it for inversion.
     """
     timesteps = ddim_timesteps(steps, num_train_timesteps=len(sigma_table))
     used = timesteps[steps - encoded_steps(steps, strength):]
     table = sigma_table.detach().float().cpu()
-    return torch.cat([table[used], table[:1]])
+    clean = table[:1] if clean_sigma is None else torch.tensor([float(clean_sigma)])
+    return torch.cat([table[used], clean])
