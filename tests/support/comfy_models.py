@@ -1,6 +1,7 @@
 """ComfyUI models built from ComfyUI's own model classes, with random weights (no checkpoint can be downloaded).
 
-Tiny ones for the host tests; full SD1.5 and SDXL UNets (the real block structure and widths) for ``bench/``.
+Tiny ones for the host tests (SD1, SDXL, and the rectified-flow Flux and SD3); full SD1.5 and SDXL UNets (the real
+block structure and widths) for ``bench/``.
 Needs ComfyUI on ``sys.path``.
 """
 import copy
@@ -41,6 +42,31 @@ SDXL_FULL_UNET = dict(
     image_size=32, use_spatial_transformer=True, legacy=False, num_heads=-1, num_head_channels=64,
 )
 FULL_CONTEXT = {"sd15": (768, None), "sdxl": (2048, 1280)}  # text width, pooled width
+
+# Rectified-flow models (ComfyUI's model sampling CONST) with 16-channel latents.  The text and pooled widths differ
+# from each other (T5's 4096 and CLIP's 768 in Flux, 4096 and 2048 in SD3) and the text width from the tiny UNets' 32,
+# so that swapped or SD1 conditioning fails loudly (Flux alone would silently cut a too-wide pooled vector).
+FLOW_CONTEXT_DIM = 48
+FLOW_POOLED_DIM = 16
+FLOW_CHANNELS = 16
+FLUX_GUIDANCE = 3.5  # what the stock FluxGuidance node puts in the conditioning by default
+# Flux dev's layout (guidance embedding, double then single stream blocks) at width 64: 2 heads of 32, whose rotary
+# axes (index, row, column) must add up to the head width.
+FLUX_DIT = dict(
+    image_model="flux", in_channels=FLOW_CHANNELS, out_channels=FLOW_CHANNELS, patch_size=2,
+    vec_in_dim=FLOW_POOLED_DIM, context_in_dim=FLOW_CONTEXT_DIM, hidden_size=64, mlp_ratio=4.0, num_heads=2, depth=1,
+    depth_single_blocks=1, axes_dim=[8, 12, 12], theta=10000, qkv_bias=True, guidance_embed=True,
+)
+# ComfyUI's MMDiT is 64 wide per unit of depth (one head per 64), so depth 1 is the smallest; the keys are those its
+# model detection reads off an SD3 checkpoint.  Positions for up to 32x32 patches (64x64 latents, 512 px).
+SD3_MMDIT = dict(
+    in_channels=FLOW_CHANNELS, out_channels=FLOW_CHANNELS, patch_size=2, depth=1, input_size=None,
+    adm_in_channels=FLOW_POOLED_DIM, num_patches=32 * 32, pos_embed_max_size=32, pos_embed_scaling_factor=None,
+    context_embedder_config={"target": "torch.nn.Linear",
+                             "params": {"in_features": FLOW_CONTEXT_DIM, "out_features": 64}},
+    x_block_self_attn_layers=[],
+)
+FLOW_KINDS = ("flux", "sd3")
 
 
 def _randomize_full(module, seed, dtype):
@@ -105,34 +131,61 @@ def full_conditioning(kind: str = "sd15", seed: int = 1, tokens: int = 77):
 
 
 def _randomize(module, seed):
+    """Small noise everywhere, norms at identity (a DiT's RMSNorm gain is called ``scale``: 0 would blank its
+    attention)."""
     generator = torch.Generator().manual_seed(seed)
     state = {k: torch.randn(v.shape, generator=generator) * 0.05 if "norm" not in k else
-             (torch.ones_like(v) if k.endswith("weight") else torch.zeros_like(v))
+             (torch.ones_like(v) if k.endswith(("weight", "scale")) else torch.zeros_like(v))
              for k, v in module.state_dict().items()}
     module.load_state_dict(state)
 
 
+def _flow_base(kind: str):
+    """ComfyUI's Flux (model type FLUX: ModelSamplingFlux, shift 1.15) or SD3 (model type FLOW:
+    ModelSamplingDiscreteFlow, the config's shift 3), as its loader builds them from a detected configuration."""
+    if kind == "flux":
+        config = comfy.supported_models.Flux(dict(FLUX_DIT))
+        model_class, model_type = comfy.model_base.Flux, comfy.model_base.ModelType.FLUX
+    else:
+        config = comfy.supported_models.SD3(dict(SD3_MMDIT))
+        model_class, model_type = comfy.model_base.SD3, comfy.model_base.ModelType.FLOW
+    config.set_inference_dtype(torch.float32, None)
+    return model_class(config, model_type=model_type)
+
+
 def make_model(kind: str = "sd1", seed: int = 0):
-    """A ModelPatcher around a tiny UNet: kind is 'sd1', 'sd1-v' (v-prediction), 'sd1-inpaint' or 'sdxl'."""
+    """A ModelPatcher around a tiny denoiser: kind is 'sd1', 'sd1-v' (v-prediction), 'sd1-inpaint' or 'sdxl' (UNets,
+    4-channel latents), 'flux' or 'sd3' (rectified-flow transformers, 16-channel latents)."""
     if kind == "sdxl":
         config = comfy.supported_models.SDXL(dict(SDXL_UNET))
         config.set_inference_dtype(torch.float32, None)
         base = comfy.model_base.SDXL(config, model_type=comfy.model_base.ModelType.EPS)
-    else:
+    elif kind in FLOW_KINDS:
+        base = _flow_base(kind)
+    elif kind.startswith("sd1"):
         base = _sd15_base(SD1_UNET, kind, torch.float32)
+    else:
+        raise ValueError(f"unknown tiny model kind {kind!r}")
     _randomize(base.diffusion_model, seed)
     return comfy.model_patcher.ModelPatcher(base, load_device=mm.get_torch_device(),
                                             offload_device=mm.unet_offload_device())
 
 
 def conditioning(kind: str = "sd1", seed: int = 1, tokens: int = 77):
+    """A CONDITIONING for the tiny ``kind``; Flux's carries the distilled guidance where FluxGuidance puts it."""
     generator = torch.Generator().manual_seed(seed)
-    extra = {"pooled_output": torch.randn(1, POOLED_DIM, generator=generator)}
-    return [[torch.randn(1, tokens, 32, generator=generator), extra]]
+    if kind not in FLOW_KINDS:
+        extra = {"pooled_output": torch.randn(1, POOLED_DIM, generator=generator)}
+        return [[torch.randn(1, tokens, 32, generator=generator), extra]]
+    extra = {"pooled_output": torch.randn(1, FLOW_POOLED_DIM, generator=generator)}
+    if kind == "flux":
+        extra["guidance"] = FLUX_GUIDANCE
+    return [[torch.randn(1, tokens, FLOW_CONTEXT_DIM, generator=generator), extra]]
 
 
-def latent(batch: int = 1, size: int = 16, seed: int = 2):
-    return {"samples": torch.randn(batch, 4, size, size, generator=torch.Generator().manual_seed(seed))}
+def latent(batch: int = 1, size: int = 16, seed: int = 2, channels: int = 4):
+    """Random latents; ``channels=FLOW_CHANNELS`` for Flux and SD3."""
+    return {"samples": torch.randn(batch, channels, size, size, generator=torch.Generator().manual_seed(seed))}
 
 
 def snapshot(value):
