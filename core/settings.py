@@ -177,6 +177,12 @@ class DiffEditMethod:
 
 
 DIFFEDIT = DiffEditMethod()
+# DiffEdit on Flux dev (a guidance-distilled rectified flow): the paper's mask and encoding ratio on a 28-step
+# schedule (diffusers' FluxPipeline default), no CFG (the model is distilled: cfg 1 skips the negative), the
+# guidance in the conditioning instead at FluxGuidance's default.
+DIFFEDIT_FLUX = DiffEditMethod(mask=DiffEditMaskSettings(steps=28), inversion=InversionSettings(steps=28, strength=0.8),
+                               decode_cfg=1.0)
+FLUX_GUIDANCE = 3.5  # the stock FluxGuidance node's default
 
 
 @dataclass(frozen=True)

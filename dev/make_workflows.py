@@ -12,7 +12,7 @@ import os
 from dataclasses import replace
 from pathlib import Path
 
-from core.settings import DIFFEDIT, DRAGDIFFUSION, GOODDRAG, INSTANT_DRAG, node_inputs
+from core.settings import DIFFEDIT, DIFFEDIT_FLUX, DRAGDIFFUSION, FLUX_GUIDANCE, GOODDRAG, INSTANT_DRAG, node_inputs
 
 OUT = Path(__file__).resolve().parents[1] / "workflows"
 
@@ -121,6 +121,57 @@ def diffedit() -> list[dict]:
         {"id": 14, "type": "PreviewImage", "pos": [1140, -300], "size": [300, 300], "title": "Difference map",
          "inputs": {"images": ("IMAGE", 7, 1)}},
     ]
+
+
+def flux_guided(node_id, pos, source_id, title):
+    return {"id": node_id, "type": "FluxGuidance", "pos": pos, "widgets": {"guidance": FLUX_GUIDANCE}, "title": title,
+            "inputs": {"conditioning": ("CONDITIONING", source_id, 0)}, "outputs": [("CONDITIONING", "CONDITIONING")]}
+
+
+def diffedit_flux() -> list[dict]:
+    """DiffEdit on Flux dev: the SD graph with Flux's checkpoint, its 1024 px size, the guidance in the conditioning
+    (FluxGuidance) and no CFG; the inversion's latent and sigmas also feed a stock SamplerCustom (the recipe for
+    continuing an inversion with any sampler), whose result is previewed."""
+    method, flux = DIFFEDIT_FLUX, 1024
+    nodes = {node["id"]: node for node in diffedit()}
+    nodes[1] = {**CHECKPOINT, "widgets": {"ckpt_name": "flux1-dev-fp8.safetensors"}}
+    nodes[15] = {**SCALE, "widgets": {**SCALE["widgets"], "width": flux, "height": flux}, "title": "Work at 1024x1024"}
+    guided = {"query": ("CONDITIONING", 16, 0), "reference": ("CONDITIONING", 17, 0)}
+    nodes[7] = {**nodes[7], "widgets": node_inputs(method.mask), "inputs": {**nodes[7]["inputs"], **guided}}
+    nodes[8] = {**nodes[8], "widgets": node_inputs(method.inversion),
+                "inputs": {**nodes[8]["inputs"], "positive": ("CONDITIONING", 18, 0)},
+                "outputs": nodes[8]["outputs"] + [("sigmas", "SIGMAS")]}
+    guided = {"positive": ("CONDITIONING", 16, 0), "negative": ("CONDITIONING", 18, 0)}
+    nodes[9] = {**nodes[9], "widgets": {"cfg": method.decode_cfg}, "inputs": {**nodes[9]["inputs"], **guided}}
+    nodes[11] = {**nodes[11], "widgets": {"filename_prefix": "diffedit_flux"}}
+    for node_id, source, y, title in ((16, 4, 40, "Query, guided"), (17, 5, 210, "Reference, guided"),
+                                      (18, 6, 380, "Empty prompt, guided")):
+        nodes[node_id] = flux_guided(node_id, [570, y], source, title)
+    for node_id in (4, 5, 6):
+        nodes[node_id] = {**nodes[node_id], "pos": [380, nodes[node_id]["pos"][1]], "size": [180, 130]}
+    nodes.update(stock_continuation(first_id=19, latent=(8, 0), sigmas=(8, 2), positive=18))
+    return list(nodes.values())
+
+
+def stock_continuation(first_id, latent, sigmas, positive) -> dict:
+    """SamplerCustom (Euler, add_noise off) continuing the inversion's latent down its sigmas: with the prompt it
+    was inverted with, it reconstructs the picture."""
+    sampler, custom, decode, preview = range(first_id, first_id + 4)
+    return {
+        sampler: {"id": sampler, "type": "KSamplerSelect", "pos": [1140, 460], "widgets": {"sampler_name": "euler"},
+                  "outputs": [("SAMPLER", "SAMPLER")]},
+        custom: {"id": custom, "type": "SamplerCustom", "pos": [1500, 460], "size": [315, 230],
+                 "title": "Stock sampler from the inversion (reconstruction)",
+                 "widgets": {"add_noise": False, "noise_seed": 0, "cfg": 1.0},
+                 "inputs": {"model": ("MODEL", 1, 0), "positive": ("CONDITIONING", positive, 0),
+                            "negative": ("CONDITIONING", positive, 0), "sampler": ("SAMPLER", sampler, 0),
+                            "sigmas": ("SIGMAS", *sigmas), "latent_image": ("LATENT", *latent)},
+                 "outputs": [("output", "LATENT"), ("denoised_output", "LATENT")]},
+        decode: {"id": decode, "type": "VAEDecode", "pos": [1860, 660],
+                 "inputs": {"samples": ("LATENT", custom, 0), "vae": ("VAE", 1, 2)}, "outputs": [("IMAGE", "IMAGE")]},
+        preview: {"id": preview, "type": "PreviewImage", "pos": [2220, 660], "size": [300, 300],
+                  "title": "Reconstruction", "inputs": {"images": ("IMAGE", decode, 0)}},
+    }
 
 
 # [{"handle": [x, y], "target": [x, y]}] in pixels of the 512x512 picture the drag sees.
@@ -274,7 +325,7 @@ def instant_drag_lcm() -> list[dict]:
     return instant_drag(INSTANT_DRAG.lcm_inpaint)
 
 
-WORKFLOWS = {"diffedit.json": diffedit, "drag_real_image.json": drag_real_image,
+WORKFLOWS = {"diffedit.json": diffedit, "diffedit_flux.json": diffedit_flux, "drag_real_image.json": drag_real_image,
              "drag_generated_image.json": drag_generated_image, "gooddrag_real_image.json": gooddrag_real_image,
              "instant_drag.json": instant_drag, "instant_drag_lcm.json": instant_drag_lcm}
 
@@ -328,11 +379,11 @@ def thumbnail_drag_generated_image():
     return image
 
 
-def thumbnail_diffedit():
+def thumbnail_diffedit(title="DiffEdit: pink dress -> blue dress"):
     image, draw = _scene(dress=BLUE)
     draw.line([(215, 125), (290, 130)], fill=SKIN, width=12)
     draw.polygon([(180, 115), (200, 115), (200, 235), (155, 235)], fill=PINK)  # half before, half after
-    draw.text((10, 10), "DiffEdit: pink dress -> blue dress", fill="white")
+    draw.text((10, 10), title, fill="white")
     return image
 
 
@@ -361,7 +412,9 @@ def thumbnail_instant_drag(title="Instant drag: warp the arm, inpaint the gap"):
     return image
 
 
-THUMBNAILS = {"diffedit.jpg": thumbnail_diffedit, "drag_real_image.jpg": thumbnail_drag_real_image,
+THUMBNAILS = {"diffedit.jpg": thumbnail_diffedit,
+              "diffedit_flux.jpg": lambda: thumbnail_diffedit("DiffEdit on Flux: pink dress -> blue dress"),
+              "drag_real_image.jpg": thumbnail_drag_real_image,
               "drag_generated_image.jpg": thumbnail_drag_generated_image,
               "gooddrag_real_image.jpg": thumbnail_gooddrag_real_image,
               "instant_drag.jpg": thumbnail_instant_drag,

@@ -17,7 +17,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 TESTS = ["tests/test_regions.py", "tests/test_region_warp.py",  # the fast ones first (-x stops at the first failure)
          "tests/test_drag_core.py", "tests/test_gooddrag_core.py", "tests/test_masactrl_core.py",
-         "tests/test_diffedit_core.py", "tests/test_ddim.py"]
+         "tests/test_diffedit_core.py", "tests/test_ddim.py", "tests/test_flow_matching.py"]
 
 
 @dataclass(frozen=True)
@@ -72,6 +72,15 @@ MUTATIONS = [
     Mutation("core/drag_model.py", "the guided drag features' CFG rows swapped",
              "return torch.cat([(1.0 - k) * uncond, k * cond], dim=1)",
              "return torch.cat([(1.0 - k) * cond, k * uncond], dim=1)"),
+    Mutation("core/ddim.py", "the inversion's input rescaling inverted",
+             "scale = space.input_scale(sigma) / space.input_scale(sigma_next)",
+             "scale = space.input_scale(sigma_next) / space.input_scale(sigma)"),
+    Mutation("core/noise_space.py", "a flow noised as x0 + sigma * eps",
+             "return (1.0 - sigma) * latent + sigma * noise", "return latent + sigma * noise"),
+    Mutation("core/noise_space.py", "a flow's input scaled as a variance-exploding model's",
+             "        return 1.0\n", "        return (1.0 + float(sigma) ** 2) ** -0.5\n"),
+    Mutation("core/noise_space.py", "a flow's schedule ending at the table's first level instead of 0",
+             "        return 0.0\n", "        return float(sigma_table[0])\n"),
     Mutation("core/region_warp.py", "inverse-distance weights squared (1/d^2 instead of 1/d)",
              "weights = 1.0 / (nearest + settings.eps)\n", "weights = 1.0 / (nearest + settings.eps) ** 2\n"),
     Mutation("core/region_warp.py", "the uncovered area not dilated by the kernel",

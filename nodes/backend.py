@@ -36,6 +36,54 @@ def prediction_kind(model) -> str:
     return type(sampling).__name__
 
 
+class ModelNoiseSpace:
+    """:class:`core.noise_space.NoiseSpace` through the model's own ``model_sampling``: ComfyUI's noising and input
+    scaling, so eps, v-prediction, EDM and flow-matching (CONST) models, and any patched sampling, are served alike.
+    """
+
+    def __init__(self, sampling):
+        self.sampling = sampling
+
+    def noised(self, latent, noise, sigma):
+        sigma = torch.full((noise.shape[0],), float(sigma), dtype=noise.dtype, device=noise.device)
+        return self.sampling.noise_scaling(sigma, noise, latent)
+
+    def input_scale(self, sigma):
+        return float(self.sampling.calculate_input(torch.tensor([float(sigma)]), torch.ones(1)))
+
+    def clean_sigma(self, sigma_table):
+        # Flows end at 0 (ComfyUI's schedulers and diffusers' FlowMatchEuler); the variance-exploding kinds at the
+        # table's first level, as diffusers' DDIM runs for the papers (set_alpha_to_one=False).
+        return 0.0 if isinstance(self.sampling, comfy.model_sampling.CONST) else float(sigma_table[0])
+
+    def stock_latent(self, sigma, x):
+        """The model-space latent ``x`` at ``sigma`` as a stock sampler's LATENT (no noise added): KSampler and
+        SamplerCustom scale their input by ``noise_scaling(sigma, 0, latent)``, so undo that scaling."""
+        return self.sampling.inverse_noise_scaling(torch.tensor([float(sigma)]), x)
+
+
+def noise_space(model) -> ModelNoiseSpace:
+    return ModelNoiseSpace(model_sampling(model))
+
+
+def is_flow(model) -> bool:
+    return isinstance(model_sampling(model), comfy.model_sampling.CONST)
+
+
+def require_unet(model, node: str) -> None:
+    """Refuse, with a sentence, a MODEL ``node`` cannot serve yet: the drag methods, their LoRA and MasaCtrl hook a
+    UNet's decoder blocks and self-attention and assume its eps/v parameterisation."""
+    base = model.model
+    unet = type(base.diffusion_model).__name__ == "UNetModel"
+    if unet and not is_flow(model):
+        return
+    what = f"{type(base).__name__} ({'a flow-matching ' if is_flow(model) else 'a '}" \
+           f"{'UNet' if unet else 'transformer'} model)"
+    raise ValueError(f"{node}: only SD1.x, SD2.x and SDXL checkpoints (UNets, eps or v-prediction) are supported; "
+                     f"this MODEL is {what}. On flow-matching models (SD3, Flux) use DDIM Inversion, DiffEdit Mask "
+                     "Infer and Masked DDIM Decode.")
+
+
 def needs_loss_scaling(model) -> bool:
     """Whether backward through this model runs in float16 (and so needs GradScaler against underflow)."""
     base = model.model
@@ -72,6 +120,9 @@ def to_latent_space(model, x: torch.Tensor) -> torch.Tensor:
 def zero_conditioning(model, batch: int = 1) -> list:
     """A zeroed text conditioning (as ComfyUI's ConditioningZeroOut) shaped for ``model``."""
     config = model.model.model_config.unet_config
+    if "context_dim" not in config:
+        raise ValueError(f"{type(model.model).__name__} needs a text conditioning here: connect one (an empty "
+                         "prompt through CLIPTextEncode is the unconditional one)")
     context_dim = config.get("context_dim") or 768
     extra = {}
     adm = config.get("adm_in_channels")

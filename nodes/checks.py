@@ -47,6 +47,27 @@ def latent_fits_model(samples: torch.Tensor, model, what: str = "latent") -> Non
                          "image with this model's VAE (VAE Encode of the same checkpoint)")
 
 
+def schedule(sigmas, flow: bool) -> torch.Tensor:
+    """A SIGMAS input to invert along: 1-D, finite, strictly descending, ending at 0; a flow model's below 1 (there
+    its latent is pure noise, and no stock sampler could continue from the inverted latent)."""
+    if not isinstance(sigmas, torch.Tensor) or sigmas.ndim != 1 or len(sigmas) < 2:
+        raise ValueError("sigmas must be a SIGMAS schedule of at least two levels (BasicScheduler and friends)")
+    sigmas = sigmas.detach().float().cpu()
+    if not torch.isfinite(sigmas).all() or not (sigmas[1:] < sigmas[:-1]).all():
+        raise ValueError(f"sigmas must descend strictly, got {_levels(sigmas)}")
+    if float(sigmas[-1]) != 0.0:
+        raise ValueError(f"sigmas must end at 0 (the clean image the inversion starts from), got {_levels(sigmas)}")
+    if flow and float(sigmas[0]) >= 1.0:
+        raise ValueError(f"on a flow-matching model the sigmas must start below 1 (at 1 the latent is pure noise), got "
+                         f"{float(sigmas[0]):g}: lower the scheduler's denoise or drop the first level (SplitSigmas)")
+    return sigmas
+
+
+def _levels(sigmas: torch.Tensor) -> str:
+    shown = ", ".join(f"{float(s):.4g}" for s in sigmas[:6])
+    return f"[{shown}{', ...' if len(sigmas) > 6 else ''}]"
+
+
 def at_queue(check, value) -> bool | str:
     """A V3 ``validate_inputs`` answer: True, or the message ``check(value)`` raises; linked inputs (None at queue
     time) are checked when the node runs."""
@@ -77,7 +98,8 @@ def upstream_inversion_steps(hidden, input_name: str) -> Optional[int]:
         return None
     source = prompt.get(str(link[0]), {})
     steps, strength = (source.get("inputs", {}).get(name) for name in ("steps", "strength"))
-    if source.get("class_type") != INVERSION_NODE or not isinstance(steps, int) or isinstance(strength, list):
+    if source.get("class_type") != INVERSION_NODE or not isinstance(steps, int) or isinstance(strength, list) \
+            or source.get("inputs", {}).get("sigmas") is not None:  # a SIGMAS input replaces steps and strength
         return None
     try:
         return encoded_steps(steps, float(strength))

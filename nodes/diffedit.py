@@ -58,6 +58,7 @@ class DiffEditMaskInfer(io.ComfyNode):
         for cond, what in ((query, "query"), (reference, "reference")):
             checks.conditioning(cond, what)
             checks.conditioning_batch_fits(cond, latent_samples.shape[0], what)
+        space = backend.noise_space(model)
         sigma = ddim_sigmas(backend.sigma_table(model), steps, noise_strength)[0]
         generator = torch.Generator().manual_seed(seed)
         noise = torch.randn((samples, *latent_samples.shape), generator=generator)
@@ -68,7 +69,7 @@ class DiffEditMaskInfer(io.ComfyNode):
                 def tick(_):
                     backend.check_interrupt()
                     progress.update(1)
-                return x, noised_denoise_estimates(denoise, x, noise.to(x), float(sigma), tick).cpu()
+                return x, noised_denoise_estimates(denoise, x, noise.to(x), float(sigma), tick, space).cpu()
             return backend.run_guided(model, cond, None, 1.0, latent_samples, sigma[None], body)[1]
 
         mask = mask_from_estimates(estimates_under(query), estimates_under(reference), clamp_ratio, threshold)

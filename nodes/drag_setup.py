@@ -84,7 +84,8 @@ def check_trajectory(model, trajectory, picture: Picture, latent=None) -> torch.
     """The latent the drag starts from: the trajectory's top (or ``latent``, which must sit there), of the
     picture's size."""
     trajectory = InversionTrajectory.checked(trajectory)
-    trajectory.check_model(backend.model_signature(checks.model(model)))
+    backend.require_unet(checks.model(model), "The drag nodes")
+    trajectory.check_model(backend.model_signature(model))
     if trajectory.encoded_steps < 1:
         raise ValueError("the trajectory has no inversion steps (strength 0): drag needs a noisy latent; raise "
                          "DDIM Inversion's strength (DragDiffusion uses 0.7)")

@@ -1,8 +1,10 @@
 """DDIM Inversion node."""
+import torch
+
 from comfy_api.latest import io
 
 from ..core.ddim import ddim_invert
-from ..core.schedules import ddim_sigmas, encoded_steps
+from ..core.schedules import ddim_sigmas
 from ..core.settings import DIFFEDIT
 from . import backend, checks
 from .trajectory import InversionTrajectory
@@ -11,7 +13,19 @@ Trajectory = io.Custom("INVERSION_TRAJECTORY")
 DEFAULTS = DIFFEDIT.inversion  # the node's defaults are DiffEdit's; the drag templates set DragDiffusion's
 
 
-def invert_latent(model, latent: dict, steps: int, strength: float, cfg: float, positive=None, negative=None):
+def inversion_sigmas(model, steps: int, strength: float, sigmas=None):
+    """``(ascending levels, steps, strength)``: the last ``strength`` of a ``steps``-step DDIM schedule on the model's
+    own noise table, or the given descending SIGMAS (whatever scheduler made them) walked upwards."""
+    space = backend.noise_space(model)
+    if sigmas is None:
+        table = backend.sigma_table(model)
+        return ddim_sigmas(table, steps, strength, space.clean_sigma(table)).flip(0), steps, strength
+    sigmas = checks.schedule(sigmas, flow=backend.is_flow(model))
+    return sigmas.flip(0), len(sigmas) - 1, 1.0
+
+
+def invert_latent(model, latent: dict, steps: int, strength: float, cfg: float, positive=None, negative=None,
+                  sigmas=None):
     """DDIM-encode a LATENT; shared by the DiffEdit and DragDiffusion graphs."""
     samples = checks.latent_samples(latent)
     checks.latent_fits_model(samples, checks.model(model))
@@ -21,20 +35,27 @@ def invert_latent(model, latent: dict, steps: int, strength: float, cfg: float, 
     if cfg != 1.0:
         negative = checks.conditioning(negative, "negative", required=False) or backend.zero_conditioning(model)
         checks.conditioning_batch_fits(negative, samples.shape[0], "negative")
-    sigmas = ddim_sigmas(backend.sigma_table(model), steps, strength).flip(0)
+    levels, steps, strength = inversion_sigmas(model, steps, strength, sigmas)
     latents = [samples.detach().clone().float().cpu()]
-    n = encoded_steps(steps, strength)
-    if n > 0:
-        callback = backend.progress_callback(model, n)
+    if len(levels) > 1:
+        callback, space = backend.progress_callback(model, len(levels) - 1), backend.noise_space(model)
 
         def body(denoise, x):
-            trajectory = ddim_invert(denoise, x, sigmas, callback)
+            trajectory = ddim_invert(denoise, x, levels, callback, space)
             return trajectory[-1], [backend.to_latent_space(model, t).cpu() for t in trajectory[1:]]
 
-        _, upper = backend.run_guided(model, positive, negative, cfg, samples, sigmas, body)
+        _, upper = backend.run_guided(model, positive, negative, cfg, samples, levels, body)
         latents += upper
-    return InversionTrajectory(latents=tuple(latents), sigmas=sigmas, steps=steps, strength=strength, cfg=cfg,
+    return InversionTrajectory(latents=tuple(latents), sigmas=levels, steps=steps, strength=strength, cfg=cfg,
                                model_signature=backend.model_signature(model))
+
+
+def stock_sampler_latent(model, trajectory: InversionTrajectory) -> torch.Tensor:
+    """The trajectory's top as the LATENT a stock sampler continues from with no added noise and the trajectory's
+    remaining sigmas (a flow model's sampler scales its input by ``1 - sigma``: undone here)."""
+    top = backend.to_model_space(model, trajectory.latents[-1])
+    top = backend.noise_space(model).stock_latent(float(trajectory.sigmas[-1]), top)
+    return backend.to_latent_space(model, top).cpu()
 
 
 class DDIMInversion(io.ComfyNode):
@@ -61,21 +82,26 @@ class DDIMInversion(io.ComfyNode):
                                               "DiffEdit paper (a zeroed conditioning); an empty-prompt CLIPTextEncode "
                                               "is the model's own unconditional text."),
                 io.Conditioning.Input("negative", optional=True, tooltip="Negative text, used only when cfg != 1."),
+                io.Sigmas.Input("sigmas", optional=True,
+                                tooltip="A schedule to invert along instead of steps and strength (BasicScheduler, "
+                                        "SplitSigmas, ...): descending, ending at 0; the inversion walks it upwards."),
             ],
             outputs=[
                 io.Latent.Output(display_name="latent",
-                                 tooltip="The latent at the start level; stock samplers can continue from it with "
-                                         "noise disabled."),
+                                 tooltip="The latent at the start level, for a stock sampler to continue from: "
+                                         "SamplerCustom with add_noise off and the sigmas output."),
                 Trajectory.Output(display_name="trajectory",
                                   tooltip="Every latent of the inversion, for Masked DDIM Decode and Latent MasaCtrl "
                                           "Denoise."),
+                io.Sigmas.Output(display_name="sigmas",
+                                 tooltip="The levels from the start level down to the clean one, for SamplerCustom."),
             ],
         )
 
     @classmethod
-    def execute(cls, model, latent, steps, strength, cfg, positive=None, negative=None) -> io.NodeOutput:
+    def execute(cls, model, latent, steps, strength, cfg, positive=None, negative=None, sigmas=None) -> io.NodeOutput:
         positive = checks.conditioning(positive, "positive", required=False)
-        trajectory = invert_latent(model, latent, steps, strength, cfg, positive, negative)
+        trajectory = invert_latent(model, latent, steps, strength, cfg, positive, negative, sigmas)
         out = {key: value for key, value in latent.items() if key != "samples"}
-        out["samples"] = trajectory.latents[-1].clone()
-        return io.NodeOutput(out, trajectory)
+        out["samples"] = stock_sampler_latent(model, trajectory)
+        return io.NodeOutput(out, trajectory, trajectory.sampling_sigmas().clone())

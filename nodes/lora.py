@@ -86,7 +86,8 @@ class LoRAIdentityTune(io.ComfyNode):
         if samples.shape[0] != 1:
             raise ValueError(f"LoRA Identity Tune learns one image: the latent has a batch of {samples.shape[0]}; "
                              "pick one image (e.g. with Latent From Batch)")
-        checks.latent_fits_model(samples, checks.model(model))
+        backend.require_unet(checks.model(model), "LoRA Identity Tune")
+        checks.latent_fits_model(samples, model)
         positive = checks.conditioning(positive, "positive")
         checks.conditioning_batch_fits(positive, 1, "positive")
         prediction = prediction_type(model)

@@ -109,7 +109,8 @@ class LatentMasaCtrlDenoise(io.ComfyNode):
                 negative=None) -> io.NodeOutput:
         positive = checks.conditioning(positive, "positive")
         trajectory = InversionTrajectory.checked(trajectory)
-        trajectory.check_model(backend.model_signature(checks.model(model)))
+        backend.require_unet(checks.model(model), "Latent MasaCtrl Denoise")
+        trajectory.check_model(backend.model_signature(model))
         edited = checks.latent_samples(latent)
         step, sigmas = _denoising_steps(trajectory, edited, latent, start_step)
         checks.conditioning_batch_fits(positive, edited.shape[0], "positive")

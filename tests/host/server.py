@@ -61,7 +61,8 @@ def run_frontend_script(script: Path, url: str, *args: str, timeout: int = 180) 
 
 # What the templates name in their loaders: queue-time validation only lists model names, so placeholder files of
 # those names let a template be queued; they are never loaded unless the graph runs.
-TEMPLATE_MODELS = {"checkpoints": ["v1-5-pruned-emaonly.safetensors", "sd-v1-5-inpainting.safetensors"],
+TEMPLATE_MODELS = {"checkpoints": ["v1-5-pruned-emaonly.safetensors", "sd-v1-5-inpainting.safetensors",
+                                   "flux1-dev-fp8.safetensors"],
                    "loras": ["lcm-lora-sdv1-5.safetensors"]}
 
 

@@ -110,8 +110,8 @@ def test_strength_edges(comfy, tiny):
     inversion = comfy.NODE_CLASS_MAPPINGS["DragEdit_DDIMInversion"]
     model, latent = tiny.make_model("sd1"), tiny.latent()
     with torch.inference_mode():
-        out, trajectory = inversion.execute(model, latent, steps=50, strength=0.0, cfg=1.0).args
+        out, trajectory, _ = inversion.execute(model, latent, steps=50, strength=0.0, cfg=1.0).args
         assert torch.equal(out["samples"], latent["samples"]) and len(trajectory.latents) == 1
-        _, full = inversion.execute(model, latent, steps=5, strength=1.0, cfg=1.0).args
+        _, full, _ = inversion.execute(model, latent, steps=5, strength=1.0, cfg=1.0).args
     table = model.get_model_object("model_sampling").sigmas
     assert len(full.latents) == 6 and float(full.sigmas[-1]) == pytest.approx(float(table[801]))

@@ -31,7 +31,7 @@ def test_diffedit_nodes_under_inference_mode(comfy, tiny, kind):
         mask, difference = node(comfy, "DragEdit_DiffEditMaskInfer").execute(
             model, query, reference, latent, samples=2, noise_strength=0.5, clamp_ratio=3.0, threshold=0.5, seed=0,
             steps=10).args
-        start, trajectory = node(comfy, "DragEdit_DDIMInversion").execute(
+        start, trajectory, _ = node(comfy, "DragEdit_DDIMInversion").execute(
             model, latent, steps=10, strength=0.8, cfg=1.0).args
         (edited,) = node(comfy, "DragEdit_MaskedDDIMDecode").execute(
             model, query, reference, 3.0, trajectory, mask).args
@@ -54,7 +54,7 @@ def test_zero_mask_returns_encoded_latent_exactly(comfy, tiny):
     latent, cond = tiny.latent(), tiny.conditioning()
     with torch.inference_mode():
         inversion = node(comfy, "DragEdit_DDIMInversion")
-        _, trajectory = inversion.execute(model, latent, steps=8, strength=0.5, cfg=1.0).args
+        _, trajectory, _ = inversion.execute(model, latent, steps=8, strength=0.5, cfg=1.0).args
         (out,) = node(comfy, "DragEdit_MaskedDDIMDecode").execute(
             model, cond, cond, 5.0, trajectory, torch.zeros(1, 128, 128)).args
     assert torch.equal(out["samples"], latent["samples"])
@@ -87,7 +87,7 @@ def test_comfy_and_diffusers_backends_invert_alike(comfy, tiny):
     cond = tiny.conditioning()
     latent = tiny.latent()
     with torch.inference_mode():
-        _, trajectory = comfy.NODE_CLASS_MAPPINGS["DragEdit_DDIMInversion"].execute(
+        _, trajectory, _ = comfy.NODE_CLASS_MAPPINGS["DragEdit_DDIMInversion"].execute(
             model, latent, steps=10, strength=0.6, cfg=1.0, positive=cond).args
     backend = DiffusersUNetDenoiser(unet.eval(), dict(beta_schedule="scaled_linear", beta_start=0.00085,
                                                       beta_end=0.012, num_train_timesteps=1000))

@@ -20,7 +20,8 @@ def image(seed=5, size=IMAGE_PX):
 
 
 def invert(comfy, model, latent, steps=10, strength=0.7):
-    return node(comfy, "DragEdit_DDIMInversion").execute(model, latent, steps=steps, strength=strength, cfg=1.0).args
+    inversion = node(comfy, "DragEdit_DDIMInversion")
+    return inversion.execute(model, latent, steps=steps, strength=strength, cfg=1.0).args[:2]  # latent, trajectory
 
 
 def drag(comfy, model, cond, trajectory, picture, points=POINTS, steps=6, **kwargs):

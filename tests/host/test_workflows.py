@@ -54,6 +54,27 @@ def test_diffedit_workflow_executes(comfy, kind):
     assert all(outputs[p]["images"] for p in previews)
 
 
+@pytest.mark.parametrize("kind", ["flux", "sd3"])
+def test_diffedit_flux_workflow_executes(comfy, kind):
+    """The Flux template on the tiny Flux (and, FluxGuidance being ignored there, SD3): mask, inversion, masked
+    decode and the stock SamplerCustom continuing the inversion's latent down its sigmas."""
+    import folder_paths
+
+    image = (np.random.default_rng(0).random((128, 128, 3)) * 255).astype(np.uint8)
+    Image.fromarray(image).save(Path(folder_paths.get_input_directory()) / "example.png")
+    prompt = template_prompt(comfy, "diffedit_flux.json", kind)
+    resize_template(prompt, 128)
+    for node in prompt.values():
+        if node["class_type"] == "DragEdit_DiffEditMaskInfer":
+            node["inputs"].update(samples=2, steps=10, threshold=0.3)  # random weights: near-uniform differences
+        if node["class_type"] == "DragEdit_DDIMInversion":
+            node["inputs"].update(steps=10)
+    executor = run_prompt(comfy, prompt)
+    outputs = executor.history_result["outputs"]
+    images = [node_id for node_id, node in prompt.items() if node["class_type"] in ("SaveImage", "PreviewImage")]
+    assert len(images) == 4 and all(outputs[node_id]["images"] for node_id in images)
+
+
 @pytest.mark.parametrize("name, kind", [("drag_real_image.json", "sd1"), ("drag_real_image.json", "sdxl"),
                                         ("drag_generated_image.json", "sd1"), ("gooddrag_real_image.json", "sd1")])
 def test_drag_workflows_execute(comfy, name, kind):
