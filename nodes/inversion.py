@@ -54,8 +54,10 @@ def stock_sampler_latent(model, trajectory: InversionTrajectory) -> torch.Tensor
     """The trajectory's top as the LATENT a stock sampler continues from with no added noise and the trajectory's
     remaining sigmas (a flow model's sampler scales its input by ``1 - sigma``: undone here)."""
     top = backend.to_model_space(model, trajectory.latents[-1])
-    top = backend.noise_space(model).stock_latent(float(trajectory.sigmas[-1]), top)
-    return backend.to_latent_space(model, top).cpu()
+    scaled = backend.noise_space(model).stock_latent(float(trajectory.sigmas[-1]), top)
+    if torch.equal(scaled, top):  # eps/v models: no scaling, and no round trip through the latent format's scale
+        return trajectory.latents[-1].clone()
+    return backend.to_latent_space(model, scaled).cpu()
 
 
 class DDIMInversion(io.ComfyNode):

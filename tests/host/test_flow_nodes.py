@@ -21,8 +21,8 @@ def invert(comfy, model, latent, positive, **settings):
     return node(comfy, "DragEdit_DDIMInversion").execute(model, latent, positive=positive, **settings).args
 
 
-@pytest.mark.parametrize("kind", FLOW)
-def test_inversion_mask_and_masked_decode_run_and_leave_the_model_alone(comfy, tiny, kind):
+@pytest.mark.parametrize("kind, cfg", [("flux", 1.0), ("sd3", 3.0)])  # Flux dev: distilled; SD3: CFG as SD
+def test_inversion_mask_and_masked_decode_run_and_leave_the_model_alone(comfy, tiny, kind, cfg):
     model = tiny.make_model(kind)
     query, reference, latent = tiny.conditioning(kind, seed=3), tiny.conditioning(kind, seed=4), flow_latent(tiny)
     inputs_before = tiny.snapshot((latent, query, reference))
@@ -34,7 +34,7 @@ def test_inversion_mask_and_masked_decode_run_and_leave_the_model_alone(comfy, t
             steps=10).args  # threshold 0.3: a random tiny transformer's text differences are nearly uniform
         start, trajectory, sigmas = invert(comfy, model, latent, reference)
         (edited,) = node(comfy, "DragEdit_MaskedDDIMDecode").execute(
-            model, query, reference, 1.0, trajectory, mask).args
+            model, query, reference, cfg, trajectory, mask).args
     assert mask.shape == (1, 128, 128) and 0 < mask.mean() < 1 and difference.shape == (1, 128, 128, 3)
     assert len(trajectory.latents) == 9 and float(trajectory.sigmas[0]) == 0.0 and float(sigmas[-1]) == 0.0
     assert torch.equal(sigmas, trajectory.sampling_sigmas()) and float(sigmas[0]) < 1.0
@@ -150,3 +150,18 @@ def test_the_model_noise_space_is_comfys_model_sampling(tiny):
     assert flux.input_scale(0.7) == 1.0 and sd1.input_scale(2.0) == pytest.approx(5 ** -0.5)
     table = torch.tensor([0.03, 1.0, 14.6])
     assert flux.clean_sigma(table) == 0.0 and sd1.clean_sigma(table) == pytest.approx(0.03)
+
+
+def test_an_unconditional_inversion_needs_a_text_on_flow_models(tiny, no_model_calls):
+    with pytest.raises(ValueError, match="Flux needs a text conditioning here: connect one"):
+        no_model_calls["DragEdit_DDIMInversion"].execute(tiny.make_model("flux"), flow_latent(tiny), 10, 0.8, 1.0)
+
+
+def test_a_sigmas_input_leaves_gooddrags_static_step_check_to_run_time():
+    checks = pack_module("nodes.checks")
+    hidden = type("Hidden", (), {"unique_id": "5", "prompt": {
+        "4": {"class_type": "DragEdit_DDIMInversion", "inputs": {"steps": 50, "strength": 0.75, "sigmas": ["9", 0]}},
+        "5": {"class_type": "DragEdit_GoodDragLatentOptimize", "inputs": {"trajectory": ["4", 1]}}}})()
+    assert checks.upstream_inversion_steps(hidden, "trajectory") is None
+    del hidden.prompt["4"]["inputs"]["sigmas"]
+    assert checks.upstream_inversion_steps(hidden, "trajectory") == 38
