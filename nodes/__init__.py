@@ -1,10 +1,9 @@
 """ComfyUI nodes: they translate ComfyUI types, validate and report progress; the algorithms live in core/."""
-from comfy_api.latest import ComfyExtension, io
-
 from .diffedit import DiffEditMaskInfer, MaskedDDIMDecode
 from .drag import DragLatentOptimize
 from .dragbench import DragBenchLoadSample, ImageFidelity, MeanDistance
 from .gooddrag import GoodDragLatentOptimize
+from .host_api import ComfyExtension, io
 from .inversion import DDIMInversion
 from .lora import LoRAIdentityTune
 from .masactrl import LatentMasaCtrlDenoise

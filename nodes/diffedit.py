@@ -2,13 +2,13 @@
 import torch
 
 import comfy.utils
-from comfy_api.latest import io
 
 from ..core.diffedit import mask_from_estimates, masked_ddim_decode, noised_denoise_estimates
 from ..core.grids import VAE_SCALE, mask_to_latent
 from ..core.schedules import ddim_sigmas
 from ..core.settings import DIFFEDIT
 from . import backend, checks
+from .host_api import io
 from .inversion import Trajectory
 from .trajectory import InversionTrajectory
 

@@ -12,7 +12,6 @@ import uuid
 
 import comfy.utils
 import folder_paths
-from comfy_api.latest import io
 
 from ..core.drag import DragProblem, DragRun, optimize_drag_latent
 from ..core.drag_model import at_sigma
@@ -24,6 +23,7 @@ from ..core.regions import read_region
 from ..core.settings import DRAGDIFFUSION, DragDiffusionSettings
 from . import backend, checks
 from .drag_setup import DragSetup, check_picture, lazy_inputs_needed, prepare_drag
+from .host_api import io
 from .inversion import Trajectory
 from .unet_hooks import ComfyDragModel, FeatureCapture, PrivateUNet
 

@@ -7,7 +7,6 @@ import torch
 from PIL import Image
 
 import folder_paths
-from comfy_api.latest import io
 
 from ..core.dragbench import (
     IMAGE_FILE,
@@ -24,6 +23,7 @@ from ..core.dragbench import (
 from ..core.points import parse_drag_points, read_drag_points
 from ..core.settings import MEAN_DISTANCE
 from . import backend, checks
+from .host_api import io
 from .unet_hooks import ComfyDragModel, FeatureCapture, check_feature_block, diffusion_model, dift_feature_block
 
 

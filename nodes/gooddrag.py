@@ -1,7 +1,5 @@
 """GoodDrag Latent Optimize node: GoodDrag's alternating drag and denoise on the same drag loop and backend."""
 
-from comfy_api.latest import io
-
 from ..core.gooddrag import gooddrag
 from ..core.points import FORMAT
 from ..core.settings import GOODDRAG, GoodDragSettings
@@ -17,6 +15,7 @@ from .drag import (
     run_drag_method,
 )
 from .drag_setup import prepare_drag
+from .host_api import io
 from .inversion import Trajectory
 
 DEFAULTS = GOODDRAG.drag

@@ -1,12 +1,11 @@
 """DDIM Inversion node."""
 import torch
 
-from comfy_api.latest import io
-
 from ..core.ddim import ddim_invert
 from ..core.schedules import ddim_sigmas
 from ..core.settings import DIFFEDIT
 from . import backend, checks
+from .host_api import io
 from .trajectory import InversionTrajectory
 
 Trajectory = io.Custom("INVERSION_TRAJECTORY")

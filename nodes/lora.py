@@ -6,12 +6,12 @@ from pathlib import Path
 import comfy.sd
 import comfy.utils
 import folder_paths
-from comfy_api.latest import io
 
 from ..core.lora import inject_lora, kohya_state_dict, train_identity_lora
 from ..core.preview import loss_curve_image
 from ..core.settings import DRAGDIFFUSION, LoraSettings
 from . import backend, checks, lora_file
+from .host_api import io
 from .unet_hooks import PrivateUNet
 
 DEFAULTS = DRAGDIFFUSION.lora

@@ -6,11 +6,11 @@ import weakref
 import torch
 
 import comfy.model_management
-from comfy_api.latest import io
 
 from ..core.masactrl import ReferenceRecording, SelfAttentionReference, default_start_layer, masactrl_denoise
 from ..core.settings import DRAGDIFFUSION
 from . import backend, checks
+from .host_api import io
 from .inversion import Trajectory
 from .trajectory import STEP_KEY, InversionTrajectory
 from .unet_hooks import attach_reference_attention, diffusion_model, self_attention_layers

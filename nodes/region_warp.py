@@ -6,8 +6,6 @@ from dataclasses import replace
 import numpy as np
 import torch
 
-from comfy_api.latest import io
-
 from ..core.instant_drag import check_at_queue, plan_drag
 from ..core.points import FORMAT
 from ..core.region_warp import apply_warp
@@ -15,6 +13,7 @@ from ..core.regions import FORMAT as REGION_FORMAT
 from ..core.settings import INSTANT_DRAG
 from . import checks
 from .drag import editor_picture
+from .host_api import io
 
 DEFAULTS = INSTANT_DRAG.warp
 

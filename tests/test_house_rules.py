@@ -77,3 +77,20 @@ def test_core_functions_take_settings_objects_not_long_parameter_lists():
     wide = [f"{path}:{node.lineno} {node.name} takes {count(node.args)}" for path, node in functions("core")
             if count(node.args) > MAX_CORE_PARAMETERS]
     assert wide == []
+
+
+def test_one_module_imports_comfyuis_node_api_at_one_numbered_version():
+    """nodes/host_api.py alone imports comfy_api, and from a numbered version (never ``comfy_api.latest``)."""
+    importers = {}
+    for path in sorted(ROOT.rglob("*.py")):
+        if any(part.startswith(".") or part == "node_modules" for part in path.relative_to(ROOT).parts):
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            modules = ([alias.name for alias in node.names] if isinstance(node, ast.Import)
+                       else [node.module or ""] if isinstance(node, ast.ImportFrom) and node.level == 0 else [])
+            for module in modules:
+                if module.split(".")[0] == "comfy_api":
+                    importers.setdefault(str(path.relative_to(ROOT)), []).append(module)
+    assert list(importers) == ["nodes/host_api.py"], importers
+    (module,) = importers["nodes/host_api.py"]
+    assert module.startswith("comfy_api.v") and module != "comfy_api.latest", module
