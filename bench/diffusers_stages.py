@@ -28,7 +28,7 @@ from core.grids import image_points_to_grid, mask_to_latent_nearest, supervision
 from core.lora import inject_lora, train_identity_lora
 from core.masactrl import ReferenceRecording, SelfAttentionReference, default_start_layer, masactrl_denoise
 from core.schedules import ddim_sigmas
-from core.settings import DRAGDIFFUSION
+from core.settings import DIFFEDIT, DRAGDIFFUSION
 from tests.support.tiny_models import SD_SCHEDULER_CONFIG, tiny_unet
 
 # (handle, target) as image fractions: far apart, so no run arrives early and every iteration is a full one
@@ -163,14 +163,15 @@ def stage_diffedit(config: dict) -> dict:
     query = cond.flip(1)  # another "text"
     samples = config["diffedit_samples"]
     noise = torch.randn((samples, *clean.shape), generator=torch.Generator().manual_seed(0)).to(clean.device)
-    mask_sigma = float(ddim_sigmas(backend.sigma_table, config["inversion_steps"], 0.5)[0])
-    sigmas = ddim_sigmas(backend.sigma_table, config["inversion_steps"], 0.8)
+    mask_sigma = float(ddim_sigmas(backend.sigma_table, config["inversion_steps"], DIFFEDIT.mask.noise_strength)[0])
+    sigmas = ddim_sigmas(backend.sigma_table, config["inversion_steps"], DIFFEDIT.inversion.strength)
     with torch.no_grad():
         with Meter(clean.device) as mask_meter:
             mask = diffedit_mask(backend.denoiser(query), backend.denoiser(cond), clean, noise, mask_sigma)
         trajectory = ddim_invert(backend.denoiser(cond), clean, sigmas.flip(0))
         with Meter(clean.device) as decode_meter:
-            masked_ddim_decode(backend.denoiser(query, cond, 7.5), trajectory, sigmas, mask.binary[:, None])
+            guided = backend.denoiser(query, cond, DIFFEDIT.decode_cfg)
+            masked_ddim_decode(guided, trajectory, sigmas, mask.binary[:, None])
     return {"diffedit_mask": mask_meter.figures(samples=samples),
             "diffedit_decode": decode_meter.figures(steps=len(sigmas) - 1)}
 

@@ -34,12 +34,16 @@ if str(ROOT) not in sys.path:
 import torch  # noqa: E402
 
 from bench.measure import emit, run_fresh  # noqa: E402
+from core.settings import DIFFEDIT, DRAGDIFFUSION  # noqa: E402
 
 DIFFUSERS_STAGES = ["lora", "inversion", "drag_fast_nomask", "drag_reference_nomask", "drag_fast_mask",
                     "drag_reference_mask", "masactrl", "diffedit"]
-DEFAULTS = {  # per device: CPU at reduced size, GPU at the paper's settings
+PAPER_IMAGE_SIDE = 512  # DragDiffusion's and DiffEdit's SD1.5 experiments
+DEFAULTS = {  # per device: the CPU at a size and step counts it runs in minutes, a GPU at the papers' settings
     "cpu": dict(px=128, dtype="float32", lora_steps=4, inversion_steps=10, drag_iters=6, diffedit_samples=2),
-    "cuda": dict(px=512, dtype="float16", lora_steps=80, inversion_steps=50, drag_iters=80, diffedit_samples=10),
+    "cuda": dict(px=PAPER_IMAGE_SIDE, dtype="float16", lora_steps=DRAGDIFFUSION.lora.steps,
+                 inversion_steps=DRAGDIFFUSION.inversion.steps, drag_iters=DRAGDIFFUSION.drag.steps,
+                 diffedit_samples=DIFFEDIT.mask.samples),
 }
 
 
@@ -51,8 +55,9 @@ def arguments(argv=None):
     parser.add_argument("--px", type=int, help="image side in pixels")
     parser.add_argument("--dtype", choices=["float16", "bfloat16", "float32"], help="UNet weights")
     parser.add_argument("--lora-steps", type=int)
-    parser.add_argument("--inversion-steps", type=int, help="DDIM schedule length (strength 0.7 of it is run)")
-    parser.add_argument("--strength", type=float, default=0.7)
+    parser.add_argument("--inversion-steps", type=int, help="DDIM schedule length (--strength of it is run)")
+    parser.add_argument("--strength", type=float, default=DRAGDIFFUSION.inversion.strength,
+                        help="the drag's inversion strength (DragDiffusion's by default)")
     parser.add_argument("--drag-iters", type=int, help="drag iterations (no early stop in the bench)")
     parser.add_argument("--diffedit-samples", type=int)
     parser.add_argument("--only", choices=["diffusers", "comfy"], help="run one part")

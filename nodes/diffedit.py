@@ -30,18 +30,20 @@ class DiffEditMaskInfer(io.ComfyNode):
                 io.Conditioning.Input("reference", tooltip="Text describing the input image (or an empty prompt)."),
                 io.Latent.Input("latent", tooltip="The encoded input image."),
                 io.Int.Input("samples", default=DEFAULTS.samples, min=1, max=100,
-                             tooltip="Noise draws averaged (paper: 10)."),
+                             tooltip=f"Noise draws averaged (paper: {DEFAULTS.samples})."),
                 io.Float.Input("noise_strength", default=DEFAULTS.noise_strength, min=0.01, max=1.0, step=0.01,
-                               tooltip="Noise level of the draws as a fraction of the schedule (paper: 0.5)."),
+                               tooltip="Noise level of the draws as a fraction of the schedule "
+                                       f"(paper: {DEFAULTS.noise_strength:g})."),
                 io.Float.Input("clamp_ratio", default=DEFAULTS.clamp_ratio, min=0.1, max=100.0, step=0.1,
                                tooltip="Differences above ratio x the image's mean difference are clipped before "
-                                       "rescaling to [0, 1] (diffusers: 3)."),
+                                       f"rescaling to [0, 1] (diffusers: {DEFAULTS.clamp_ratio:g})."),
                 io.Float.Input("threshold", default=DEFAULTS.threshold, min=0.0, max=1.0, step=0.01,
-                               tooltip="Rescaled difference above which a pixel is edited (paper: 0.5)."),
+                               tooltip="Rescaled difference above which a pixel is edited "
+                                       f"(paper: {DEFAULTS.threshold:g})."),
                 io.Int.Input("seed", default=DEFAULTS.seed, min=0, max=0xFFFFFFFFFFFFFFFF, control_after_generate=True,
                              tooltip="Seed of the noise draws."),
                 io.Int.Input("steps", default=DEFAULTS.steps, min=1, max=999,
-                             tooltip="DDIM schedule the noise level is taken from (diffusers: 50)."),
+                             tooltip=f"DDIM schedule the noise level is taken from (diffusers: {DEFAULTS.steps})."),
             ],
             outputs=[
                 io.Mask.Output(display_name="mask", tooltip="Binary edit mask at pixel resolution (1 = edit)."),
@@ -94,7 +96,8 @@ class MaskedDDIMDecode(io.ComfyNode):
                 io.Conditioning.Input("positive", tooltip="Text of the edited image (the DiffEdit query)."),
                 io.Conditioning.Input("negative", tooltip="Negative text for guidance."),
                 io.Float.Input("cfg", default=DIFFEDIT.decode_cfg, min=0.0, max=30.0, step=0.1, round=0.01,
-                               tooltip="Guidance scale (DiffEdit with SD: 7.5; it needs at least ~3)."),
+                               tooltip=f"Guidance scale (DiffEdit with SD: {DIFFEDIT.decode_cfg:g}; it needs at "
+                                       "least ~3)."),
                 Trajectory.Input("trajectory", tooltip="From DDIM Inversion of the input image."),
                 io.Mask.Input("mask", tooltip="Where to edit (1), at pixel or latent resolution."),
             ],

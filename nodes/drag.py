@@ -29,6 +29,7 @@ from .unet_hooks import ComfyDragModel, FeatureCapture, PrivateUNet
 
 DEFAULTS = DRAGDIFFUSION.drag
 NODE_DEFAULTS = DRAGDIFFUSION.drag_node_settings
+INVERSION = DRAGDIFFUSION.inversion
 
 
 def preview_progress(image, setup: DragSetup, total: int):
@@ -126,19 +127,21 @@ class DragLatentOptimize(io.ComfyNode):
                                                            "clone)."),
                 io.Conditioning.Input("positive", tooltip="The prompt of the image."),
                 Trajectory.Input("trajectory", lazy=True,
-                                 tooltip="DDIM Inversion of the image (DragDiffusion: 50 steps, strength 0.7). The "
-                                         "drag runs at its last level."),
+                                 tooltip=f"DDIM Inversion of the image (DragDiffusion: {INVERSION.steps} steps, "
+                                         f"strength {INVERSION.strength:g}). The drag runs at its last level."),
                 io.Image.Input("image", tooltip="The image being edited, as encoded: the point editor shows it, "
                                                 "and points are in its pixels."),
                 io.String.Input("drag_points", multiline=True, default="[]",
                                 tooltip=f"Handle->target pairs, {FORMAT}. Written by the point editor; API users "
                                         "send the same JSON."),
                 io.Int.Input("steps", default=DEFAULTS.steps, min=1, max=1000,
-                             tooltip="Maximum optimisation steps; stops early when every handle is within 2 "
-                                     "supervision pixels (4 image px) of its target."),
+                             tooltip="Maximum optimisation steps; stops early when every handle is within "
+                                     f"{DEFAULTS.reach_threshold:g} supervision pixels "
+                                     f"({2 * DEFAULTS.reach_threshold:g} image px) of its target."),
                 io.Float.Input("learning_rate", default=DEFAULTS.learning_rate, min=0.0001, max=1.0, step=0.001,
-                               round=0.0001, tooltip="Adam learning rate on the latent (the reference's 0.01; its "
-                                                     "author suggests 0.02-0.04 for speed at some quality cost)."),
+                               round=0.0001, tooltip="Adam learning rate on the latent (the reference's "
+                                                     f"{DEFAULTS.learning_rate:g}; its author suggests 0.02-0.04 "
+                                                     "for speed at some quality cost)."),
                 io.Float.Input("mask_weight", default=DEFAULTS.mask_weight, min=0.0, max=100.0, step=0.01,
                                tooltip="Lambda: how strongly the area outside the mask is held to the original "
                                        "(only with a non-empty mask)."),

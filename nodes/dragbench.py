@@ -129,9 +129,10 @@ class MeanDistance(io.ComfyNode):
                 io.String.Input("drag_points", multiline=True, default="[]",
                                 tooltip="The sample's pairs, as DragBench Load Sample gives them."),
                 io.Int.Input("timestep", default=MEAN_DISTANCE.timestep, min=0, max=999,
-                             tooltip="Noise level of the DIFT features (the protocol's t = 261)."),
+                             tooltip="Noise level of the DIFT features (the protocol's "
+                                     f"t = {MEAN_DISTANCE.timestep})."),
                 io.Int.Input("ensemble", default=MEAN_DISTANCE.ensemble, min=1, max=64,
-                             tooltip="Noise draws averaged (protocol: 8)."),
+                             tooltip=f"Noise draws averaged (protocol: {MEAN_DISTANCE.ensemble})."),
                 io.Int.Input("seed", default=MEAN_DISTANCE.seed, min=0, max=0xFFFFFFFFFFFFFFFF,
                              tooltip="Seed of the noise draws."),
                 io.Int.Input("feature_block", default=MEAN_DISTANCE.feature_block, min=-1, max=64,

@@ -43,34 +43,37 @@ class GoodDragLatentOptimize(io.ComfyNode):
                 io.Model.Input("model", lazy=True, tooltip="The model used for the inversion (the LoRA-tuned "
                                                            "clone)."),
                 io.Conditioning.Input("positive", tooltip="The prompt of the image."),
-                Trajectory.Input("trajectory", lazy=True, tooltip="DDIM Inversion of the image (GoodDrag: 50 "
-                                                                  "steps, strength 0.75)."),
+                Trajectory.Input("trajectory", lazy=True, tooltip="DDIM Inversion of the image (GoodDrag: "
+                                                                  f"{GOODDRAG.inversion.steps} steps, strength "
+                                                                  f"{GOODDRAG.inversion.strength:g})."),
                 io.Image.Input("image", tooltip="The image being edited, as encoded: the point editor shows it, "
                                                 "and points are in its pixels."),
                 io.String.Input("drag_points", multiline=True, default="[]",
                                 tooltip=f"Handle->target pairs, {FORMAT}. Written by the point editor."),
                 io.Int.Input("drag_end_step", default=DEFAULTS.drag_end_step, min=1, max=1000,
-                             tooltip="Denoising steps that get drag updates (GoodDrag: 7); then plain denoising."),
+                             tooltip="Denoising steps that get drag updates (GoodDrag: "
+                                     f"{DEFAULTS.drag_end_step}); then plain denoising."),
                 io.Int.Input("tracks_per_step", default=DEFAULTS.tracks_per_step, min=1, max=100,
-                             tooltip="Point trackings per denoising step (GoodDrag: 10)."),
+                             tooltip=f"Point trackings per denoising step (GoodDrag: {DEFAULTS.tracks_per_step})."),
                 io.Int.Input("max_updates_per_track", default=DEFAULTS.max_updates_per_track, min=1, max=100,
-                             tooltip="Drag updates between two trackings, at most (GoodDrag: 3)."),
+                             tooltip="Drag updates between two trackings, at most "
+                                     f"(GoodDrag: {DEFAULTS.max_updates_per_track})."),
                 io.Float.Input("step_bound", default=DEFAULTS.step_bound, min=0.5, max=32.0, step=0.5,
                                tooltip="Beta: how far (supervision px) the features are pulled per update, at most "
-                                       "(GoodDrag: 4)."),
+                                       f"(GoodDrag: {DEFAULTS.step_bound:g})."),
                 io.Float.Input("learning_rate", default=DEFAULTS.learning_rate, min=0.0001, max=1.0, step=0.001,
                                round=0.0001, tooltip="Adam learning rate on the latent, fresh each step "
-                                                     "(GoodDrag: 0.02)."),
+                                                     f"(GoodDrag: {DEFAULTS.learning_rate:g})."),
                 io.Float.Input("mask_weight", default=DEFAULTS.mask_weight, min=0.0, max=100.0, step=0.01,
-                               tooltip="Lambda of the mask term (GoodDrag: 0.2). Without a mask it holds the whole "
-                                       "latent, as GoodDrag's code does."),
+                               tooltip=f"Lambda of the mask term (GoodDrag: {DEFAULTS.mask_weight:g}). Without a "
+                                       "mask it holds the whole latent, as GoodDrag's code does."),
                 io.Int.Input("motion_radius", default=DEFAULTS.motion_radius, min=1, max=16,
-                             tooltip="r1: half-size of the supervised patch (GoodDrag: 4)."),
+                             tooltip=f"r1: half-size of the supervised patch (GoodDrag: {DEFAULTS.motion_radius})."),
                 io.Int.Input("track_radius", default=DEFAULTS.track_radius, min=1, max=32,
-                             tooltip="r2: half-size of the tracking window (GoodDrag: 12)."),
+                             tooltip=f"r2: half-size of the tracking window (GoodDrag: {DEFAULTS.track_radius})."),
                 io.Int.Input("max_unchanged_tracks", default=DEFAULTS.max_unchanged_tracks, min=1, max=1000,
                              tooltip="Stop dragging after this many trackings in a row move no handle "
-                                     "(GoodDrag: 10)."),
+                                     f"(GoodDrag: {DEFAULTS.max_unchanged_tracks})."),
                 io.Float.Input("cfg", default=NODE_DEFAULTS.cfg, min=1.0, max=30.0, step=0.1, round=0.01,
                                tooltip="Guidance: 1 for real images; the generation's CFG for generated ones."),
                 io.Int.Input("feature_block", default=NODE_DEFAULTS.feature_block, min=-1, max=64,

@@ -3,7 +3,7 @@ import torch
 
 from ..core.ddim import ddim_invert
 from ..core.schedules import ddim_sigmas
-from ..core.settings import DIFFEDIT
+from ..core.settings import DIFFEDIT, DRAGDIFFUSION
 from . import backend, checks
 from .host_api import io
 from .trajectory import InversionTrajectory
@@ -74,8 +74,10 @@ class DDIMInversion(io.ComfyNode):
                 io.Int.Input("steps", default=DEFAULTS.steps, min=1, max=999,
                              tooltip="Length of the full DDIM schedule; inversion walks its last `strength` part."),
                 io.Float.Input("strength", default=DEFAULTS.strength, min=0.0, max=1.0, step=0.01,
-                               tooltip="Encoding ratio: how far up the schedule to go (DiffEdit 0.8, DragDiffusion "
-                                       "0.7). 0 returns the input, 1 goes to the top of the schedule."),
+                               tooltip="Encoding ratio: how far up the schedule to go (DiffEdit "
+                                       f"{DIFFEDIT.inversion.strength:g}, DragDiffusion "
+                                       f"{DRAGDIFFUSION.inversion.strength:g}). 0 returns the input, 1 goes to the top "
+                                       "of the schedule."),
                 io.Float.Input("cfg", default=DEFAULTS.cfg, min=0.0, max=30.0, step=0.1, round=0.01,
                                tooltip="Guidance while encoding. 1 = no guidance (the papers)."),
                 io.Conditioning.Input("positive", optional=True,

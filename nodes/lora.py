@@ -45,14 +45,15 @@ class LoRAIdentityTune(io.ComfyNode):
                 io.Latent.Input("latent", tooltip="The image to preserve, VAE-encoded at the size the drag runs at "
                                                   "(one image)."),
                 io.Int.Input("steps", default=DEFAULTS.steps, min=1, max=10000,
-                             tooltip="Training steps (DragDiffusion: 80)."),
+                             tooltip=f"Training steps (DragDiffusion: {DEFAULTS.steps})."),
                 io.Float.Input("learning_rate", default=DEFAULTS.learning_rate, min=1e-6, max=1.0, step=1e-5,
-                               tooltip="AdamW learning rate (DragDiffusion: 0.0005)."),
+                               tooltip=f"AdamW learning rate (DragDiffusion: {DEFAULTS.learning_rate:g})."),
                 io.Int.Input("rank", default=DEFAULTS.rank, min=1, max=256,
-                             tooltip="LoRA rank; alpha = rank, so the LoRA applies at scale 1 (DragDiffusion: 16)."),
+                             tooltip="LoRA rank; alpha = rank, so the LoRA applies at scale 1 "
+                                     f"(DragDiffusion: {DEFAULTS.rank})."),
                 io.Int.Input("batch_size", default=DEFAULTS.batch_size, min=1, max=64,
                              tooltip="Copies of the image per step, each at its own random noise level "
-                                     "(DragDiffusion: 4)."),
+                                     f"(DragDiffusion: {DEFAULTS.batch_size})."),
                 io.Int.Input("training_seed", default=DEFAULTS.training_seed, min=0, max=0xFFFFFFFFFFFFFFFF,
                              tooltip="Seed of the LoRA initialisation, the noise and the noise levels."),
                 io.String.Input("save_name", default="",
