@@ -22,6 +22,10 @@ def start(comfy_path: str, cpu: bool = True):
     from comfy.cli_args import args
 
     args.cpu = cpu  # before comfy.model_management is imported
+    # ComfyUI's own `utils` package before any node, as main.py imports it: otherwise a later `import utils`
+    # finds another module of that name and comfy_extras/nodes_images.py fails ("'utils' is not a package").
+    import utils.extra_config  # noqa: F401
+
     import folder_paths
 
     base = Path(tempfile.mkdtemp(prefix="comfy-host-"))
