@@ -12,7 +12,7 @@ from tests.support.workflow_api import resize_template, template_prompt
 
 from .test_workflows import run_prompt
 
-PX = 128  # the templates' 1024 scaled down for the CPU (the detectable SDXL is 131 M parameters)
+PX = 128  # the templates' 1024 scaled down for the CPU (the detectable SDXL is 134 M parameters)
 TEMPLATES = {"sdxl-inpaint": "instant_drag_sdxl.json", "flux-fill": "instant_drag_flux_fill.json"}
 SDXL_LCM_LORA = "lcm_lora_sdxl.safetensors"
 LORA_TARGET = "input_blocks.4.1.transformer_blocks.0.attn1.to_q"  # a layer the LoRA file below changes

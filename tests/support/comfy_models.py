@@ -75,7 +75,7 @@ FLOW_KINDS = ("flux", "sd3")
 # The smallest SDXL that ComfyUI's detection names SDXL: its match (supported_models.SDXL.unet_config) fixes 320
 # channels, linear projections, the input transformer depths [0, 0, 2, 2, 10, 10], text width 2048 and the 2816-wide
 # ADM, but not the channel multipliers nor the middle and output transformers: 320 channels at every level and no
-# transformer outside the input blocks (131 M parameters, against SDXL's 2.6 G).  9 input channels make it an
+# transformer outside the input blocks (134 M parameters, against SDXL's 2.6 G).  9 input channels make it an
 # inpainting model (the latent, the mask, the masked picture's latent).
 SDXL_INPAINT_UNET = dict(SDXL_FULL_UNET, in_channels=9, channel_mult=[1, 1, 1], transformer_depth_middle=-1,
                          transformer_depth_output=[0] * 9)
