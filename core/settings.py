@@ -200,7 +200,8 @@ class InstantDragMethod:
     # conditioning with noise_mask off (the model card's diffusers example runs 50 steps; the example's
     # DifferentialDiffusion node only acts on a noise mask, so it is left out).  At 1024x1024, Flux's size.
     flux_fill: InpaintModel = InpaintModel("flux_fill", FLUX_FILL, InpaintSettings(
-        steps=20, noise_mask=False, guidance=30.0, size=1024))
+        steps=20, cfg=1.0, sampler_name="euler", scheduler="normal", denoise=1.0, noise_mask=False, guidance=30.0,
+        size=1024))
 
 
 INSTANT_DRAG = InstantDragMethod()

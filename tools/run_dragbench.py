@@ -115,6 +115,7 @@ def parse_loaders(values: list[str]) -> dict:
 
 
 def _instant_configuration(args) -> dict:
+    """The instant drag's inpainting model, its family and files, from the command line ({} for the drag methods)."""
     instant = args.method == INSTANT_DRAG.name
     if instant != bool(args.inpaint_checkpoint):
         raise RunError(f"--inpaint-checkpoint names the inpainting model of --method {INSTANT_DRAG.name} (and only "
