@@ -1,17 +1,23 @@
 """The instant drag's cost in real ComfyUI (``COMFYUI_PATH``), each stage in a fresh process:
 
     COMFYUI_PATH=/path/to/ComfyUI python bench/instant.py [--px 256] [--runs 30] [--only warp,preview,templates]
+    COMFYUI_PATH=/path/to/ComfyUI python bench/instant.py --px 512 --only inpaint_models [--flux-depths 1,1]
 
 * ``warp_node``: Drag Region Warp's ``execute`` at 512x512 and 1024x1024 (a painted disc of radius side/6, 2 to 4
   pairs with handles on it, drags up to side/8, fresh seeded inputs each run; median of ``--runs`` after warm-ups);
 * ``preview_route``: the point editor's live preview, ``POST /drag_edit/region_warp_preview`` on a real server
   started for it, at 512x512 (the request body prepared once, as the editor keeps the picture's data URL;
   median round trip);
-* ``template_instant`` against ``template_dragdiffusion``, side by side: the shipped templates
-  ``instant_drag_lcm.json`` (4 steps) and ``drag_real_image.json`` (DragDiffusion's default steps: LoRA 80,
+* ``templates``: ``template_sd15_inpainting_lcm`` against ``template_dragdiffusion_sd15``, side by side: the shipped
+  templates ``instant_drag_lcm.json`` (4 steps) and ``drag_real_image.json`` (DragDiffusion's default steps: LoRA 80,
   inversion 35, drag 80, MasaCtrl 35) through ComfyUI's executor at ``--px``, on full-size SD1.5(-inpainting) UNets
   and SD's VAE with random weights (the test checkpoint node; its model is built and cached before timing).
   Seconds and peak memory (the process's peak resident set since the prompt started) of each, and their ratio.
+* ``inpaint_models``: ``template_sd15_inpainting_lcm`` against ``template_flux_fill``: ``instant_drag_flux_fill.json``
+  (FluxGuidance 30, 20 steps) on a Flux Fill of Flux's real widths with ``--flux-depths`` of its 19 double and 38
+  single blocks (loaded through ComfyUI's own diffusion-model path, which detects it as Flux Fill) and the Flux VAE's
+  structure, random weights; the text encoders of both stay stand-ins of their output widths (T5-XXL: 256 tokens of
+  4096), both models in float32.
 
 Writes ``bench/results/<date>-cpu-instant-drag-<px>px.json`` (or ``--out``) with the machine and load average:
 these figures are for cost only, random weights inpaint and drag nothing meaningful.
@@ -37,10 +43,14 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from bench.measure import Meter, emit, run_fresh  # noqa: E402
+from core.settings import INSTANT_DRAG  # noqa: E402
 
+KERNEL = INSTANT_DRAG.warp.kernel
 TARGETS = {"warp_node_512": 50, "warp_node_1024": 200, "preview_route_512": 150}  # median ms
-TEMPLATES = {"template_instant": ("instant_drag_lcm.json", "sd15-inpaint-full"),
-             "template_dragdiffusion": ("drag_real_image.json", "sd15-full")}
+# Each template with the model it runs on (the test loaders' names).
+TEMPLATES = {"template_sd15_inpainting_lcm": ("instant_drag_lcm.json", "sd15-inpaint-full"),
+             "template_dragdiffusion_sd15": ("drag_real_image.json", "sd15-full"),
+             "template_flux_fill": ("instant_drag_flux_fill.json", "flux-fill-full")}
 
 
 def drag_inputs(side: int, rng: np.random.Generator) -> tuple[str, str]:
@@ -76,7 +86,7 @@ def stage_warp_node(config: dict) -> dict:
             points, region = drag_inputs(side, rng)
             with torch.inference_mode():
                 start = time.perf_counter()
-                node.execute(image, points, 5, region=region)
+                node.execute(image, points, KERNEL, region=region)
                 if run >= config["warmup"]:
                     times.append(time.perf_counter() - start)
         out[f"warp_node_{side}"] = median_ms(times)
@@ -98,7 +108,7 @@ def stage_preview_route(config: dict) -> dict:
         times = []
         for run in range(config["warmup"] + config["runs"]):
             points, region = drag_inputs(512, rng)
-            body = json.dumps({"image": image, "drag_points": points, "region": region, "kernel": 5}).encode()
+            body = json.dumps({"image": image, "drag_points": points, "region": region, "kernel": KERNEL}).encode()
             request = urllib.request.Request(server["url"] + "drag_edit/region_warp_preview", data=body,
                                              headers={"Content-Type": "application/json"})
             start = time.perf_counter()
@@ -111,14 +121,18 @@ def stage_preview_route(config: dict) -> dict:
 
 
 def stage_template(config: dict, name: str) -> dict:
-    """One template through the executor at ``px``, its checkpoint built and cached first (untimed)."""
+    """One template through the executor at ``px``, its models built and cached first (untimed)."""
     from bench.comfy_stages import Executor, _device
     from tests.support import comfy_host
     from tests.support.workflow_api import resize_template, template_prompt
 
     nodes = comfy_host.start(os.environ["COMFYUI_PATH"])
-    template, checkpoint = TEMPLATES[name]
-    prompt = template_prompt(nodes, template, checkpoint)
+    template, model = TEMPLATES[name]
+    prompt = template_prompt(nodes, template, model)
+    loaders = {stand_in for stand_in, _ in comfy_host.test_loader_stand_ins(nodes).values()}
+    for node in prompt.values():
+        if node["class_type"] == "DragEditTest_DiffusionModel":
+            node["inputs"]["depths"] = config["flux_depths"]
     input_dir = Path(nodes.HOST_BASE_DIR) / "input"
     rng = np.random.default_rng(1)
     from PIL import Image
@@ -128,15 +142,32 @@ def stage_template(config: dict, name: str) -> dict:
     save_file({}, str(Path(nodes.HOST_BASE_DIR) / "models" / "loras" / "lcm-lora-sdv1-5.safetensors"))
     resize_template(prompt, config["px"])
     executor = Executor()
-    executor.run({key: node for key, node in prompt.items() if node["class_type"] == "DragEditTest_Checkpoint"}
-                 | {"sink": {"class_type": "PreviewAny", "inputs": {"source": ["1", 0]}}})
+    loading = {key: node for key, node in prompt.items() if node["class_type"] in loaders}
+    executor.run(loading | {f"sink{key}": {"class_type": "PreviewAny", "inputs": {"source": [key, 0]}}
+                            for key in loading})
     meter = Meter(_device())
     with meter:
         executor.run(prompt)
-    return {name: meter.figures(template=template, px=config["px"])}
+    return {name: meter.figures(template=template, px=config["px"], **_model_figures(nodes, model, config))}
 
 
-STAGES = {"warp": ["warp_node"], "preview": ["preview_route"], "templates": list(TEMPLATES)}
+def _model_figures(nodes, model: str, config: dict) -> dict:
+    """What the Flux Fill is of the real one (its cached model is the one the template ran)."""
+    if model != "flux-fill-full":
+        return {"model": model}
+    from tests.support import comfy_host
+
+    depths = tuple(int(n) for n in config["flux_depths"].split(","))
+    patcher = comfy_host.test_models(nodes).make_detected_model(model, 0, depths)
+    return {"model": f"{type(patcher.model.model_config).__name__} at Flux's widths, {depths[0]} of 19 double and "
+                     f"{depths[1]} of 38 single blocks",
+            "parameters": sum(p.numel() for p in patcher.model.diffusion_model.parameters()),
+            "dtype": str(patcher.model.get_dtype())}
+
+
+STAGES = {"warp": ["warp_node"], "preview": ["preview_route"],
+          "templates": ["template_sd15_inpainting_lcm", "template_dragdiffusion_sd15"],
+          "inpaint_models": ["template_sd15_inpainting_lcm", "template_flux_fill"]}
 
 
 def run_here(name: str, config: dict) -> None:
@@ -154,10 +185,16 @@ def summarise(figures: dict) -> dict:
     for key, target in TARGETS.items():
         if key in figures:
             out[f"{key}_meets_{target}ms"] = figures[key]["median_ms"] <= target
-    instant, drag = figures.get("template_instant"), figures.get("template_dragdiffusion")
+    instant, drag = figures.get("template_sd15_inpainting_lcm"), figures.get("template_dragdiffusion_sd15")
     if instant and drag:
-        out["template_dragdiffusion_over_instant_seconds"] = round(drag["seconds"] / instant["seconds"], 1)
-        out["template_instant_over_dragdiffusion_peak"] = round(instant["peak_gib"] / drag["peak_gib"], 3)
+        out["template_dragdiffusion_sd15_over_sd15_inpainting_lcm_seconds"] = round(drag["seconds"] /
+                                                                                 instant["seconds"], 1)
+        out["template_sd15_inpainting_lcm_over_dragdiffusion_sd15_peak"] = round(instant["peak_gib"] /
+                                                                                 drag["peak_gib"], 3)
+    flux = figures.get("template_flux_fill")
+    if instant and flux:
+        out["template_flux_fill_over_sd15_inpainting_lcm_seconds"] = round(flux["seconds"] / instant["seconds"], 1)
+        out["template_flux_fill_over_sd15_inpainting_lcm_peak"] = round(flux["peak_gib"] / instant["peak_gib"], 3)
     return out
 
 
@@ -166,7 +203,8 @@ def main(argv=None) -> int:
     parser.add_argument("--px", type=int, default=256, help="the templates' working size (the issue asks >= 256)")
     parser.add_argument("--runs", type=int, default=30)
     parser.add_argument("--warmup", type=int, default=3)
-    parser.add_argument("--only", help="comma-separated: warp, preview, templates (default: all)")
+    parser.add_argument("--only", help="comma-separated: warp, preview, templates, inpaint_models (default: all)")
+    parser.add_argument("--flux-depths", default="1,1", help="the Flux Fill's double and single blocks (Flux: 19,38)")
     parser.add_argument("--out", type=Path)
     parser.add_argument("--stage", help=argparse.SUPPRESS)
     parser.add_argument("--config", help=argparse.SUPPRESS)
@@ -176,14 +214,12 @@ def main(argv=None) -> int:
         return 0
     if not os.environ.get("COMFYUI_PATH"):
         raise SystemExit("set COMFYUI_PATH to a ComfyUI checkout: every stage runs the pack in ComfyUI")
-    config = {"px": args.px, "runs": args.runs, "warmup": args.warmup}
+    config = {"px": args.px, "runs": args.runs, "warmup": args.warmup, "flux_depths": args.flux_depths}
     groups = args.only.split(",") if args.only else list(STAGES)
     load_before = os.getloadavg()
     figures = {}
-    for group in groups:
-        for name in STAGES[group]:
-            figures.update(run_fresh(Path(__file__).resolve(), name,
-                                     ["--stage", name, "--config", json.dumps(config)]))
+    for name in dict.fromkeys(name for group in groups for name in STAGES[group]):  # each stage once
+        figures.update(run_fresh(Path(__file__).resolve(), name, ["--stage", name, "--config", json.dumps(config)]))
     report = {"date": datetime.datetime.now().isoformat(timespec="seconds"),
               "command": "python bench/instant.py " + " ".join(sys.argv[1:] if argv is None else argv),
               "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
@@ -193,7 +229,8 @@ def main(argv=None) -> int:
               "torch": torch.__version__, "config": config, "targets_ms": TARGETS, "figures": figures,
               "summary": summarise(figures)}
     print(json.dumps(report["summary"], indent=1))
-    out = args.out or ROOT / "bench" / "results" / f"{datetime.date.today()}-cpu-instant-drag-{args.px}px.json"
+    label = "-".join(["instant-drag", *(groups if args.only else []), f"{args.px}px"])
+    out = args.out or ROOT / "bench" / "results" / f"{datetime.date.today()}-cpu-{label}.json"
     out.write_text(json.dumps(report, indent=1) + "\n")
     print(f"wrote {out}")
     return 0

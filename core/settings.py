@@ -139,15 +139,69 @@ class InpaintSettings:
     denoise: float = 1.0  # the official strength 1.0 (its UI uses 0.99 with SDXL)
     lora: str = ""  # a LoRA the sampler's model loads first ("": none)
     composite_inside: str = "inpaint"  # the official UI: the inpaint mask; evaluation.py: the region ("region")
+    # Inpaint Model Conditioning's noise_mask: True samples inside the mask only (the node's default, our SD1.5
+    # templates); False leaves the whole latent to the model, as diffusers' pipelines do for a 9-channel inpainting
+    # UNet (Inpaint4Drag's) and ComfyUI's own Flux Fill example; the composite keeps the outside either way.
+    noise_mask: bool = True
+    guidance: float | None = None  # FluxGuidance's value for a guidance-distilled model (None: no FluxGuidance node)
+    size: int = 512  # the square the picture is inpainted at: SD1.5's 512, as evaluation.py resizes to 512x512
+
+
+@dataclass(frozen=True)
+class InpaintModelFiles:
+    """The files ComfyUI's stock loaders open for an inpainting model: one checkpoint (Load Checkpoint), or a
+    diffusion model with its text encoders and VAE (Load Diffusion Model, DualCLIPLoader, Load VAE)."""
+    checkpoint: str = ""
+    diffusion_model: str = ""
+    text_encoders: tuple = ()  # DualCLIPLoader's clip_name1, clip_name2
+    text_encoder_type: str = ""  # DualCLIPLoader's type
+    vae: str = ""
+
+
+@dataclass(frozen=True)
+class InpaintModel:
+    """An inpainting model as ComfyUI users load it, sampled as its sources run it."""
+    family: str  # sd15, sdxl, flux_fill: the DragBench runner's --inpaint-model
+    files: InpaintModelFiles
+    inpaint: InpaintSettings
+
+
+# Stable Diffusion 1.5 inpainting (runwayml/stable-diffusion-inpainting, 9 input channels), Inpaint4Drag's model.
+SD15_INPAINTING = InpaintModelFiles(checkpoint="sd-v1-5-inpainting.safetensors")
+# SDXL inpainting 0.1 (diffusers/stable-diffusion-xl-1.0-inpainting-0.1, 9 input channels) as a single-file
+# checkpoint under the name it is shared as; any SDXL inpainting checkpoint loads the same way.
+SDXL_INPAINTING = InpaintModelFiles(checkpoint="sd_xl_base_1.0_inpainting_0.1.safetensors")
+# FLUX.1 Fill [dev] as ComfyUI's own Flux Fill example loads it (ComfyUI_examples, flux/flux_fill_inpaint_example.png):
+# the diffusion model, CLIP-L and T5-XXL through DualCLIPLoader (type flux), the Flux VAE.
+FLUX_FILL = InpaintModelFiles(diffusion_model="flux1-fill-dev.safetensors",
+                              text_encoders=("clip_l.safetensors", "t5xxl_fp16.safetensors"), text_encoder_type="flux",
+                              vae="ae.safetensors")
 
 
 @dataclass(frozen=True)
 class InstantDragMethod:
+    name: str = "instant_drag"
     warp: InstantDragSettings = InstantDragSettings()
-    inpaint: InpaintSettings = InpaintSettings()
+    # SD1.5 inpainting as a plain checkpoint: our sampler choice above
+    sd15: InpaintModel = InpaintModel("sd15", SD15_INPAINTING, InpaintSettings())
     # evaluation.py: SD1.5 inpainting with the LCM-LoRA fused, LCM scheduler, 4 steps (its UI's inpaint() uses 8)
-    lcm_inpaint: InpaintSettings = InpaintSettings(steps=4, sampler_name="lcm", scheduler="sgm_uniform",
-                                                   lora="lcm-lora-sdv1-5.safetensors")
+    sd15_lcm: InpaintModel = InpaintModel("sd15", SD15_INPAINTING, InpaintSettings(
+        steps=4, sampler_name="lcm", scheduler="sgm_uniform", lora="lcm-lora-sdv1-5.safetensors"))
+    # The official UI's SDXL (utils/ui_utils.py: setup_pipeline('xl'), inpaint()): SDXL inpainting 0.1 with the SDXL
+    # LCM-LoRA fused, LCM scheduler, 8 steps, strength 0.99, no guidance.  The LoRA under the name ComfyUI's LCM
+    # example gives it (ComfyUI_examples lcm/README.md); lcm sampler and sgm_uniform as that example advises.  At
+    # 1024x1024, SDXL's size (the UI inpaints at its 512-px canvas); with the checkpoint's VAE (the UI swaps in
+    # TAESDXL for speed: Load VAE "taesdxl" does the same in ComfyUI).
+    sdxl_lcm: InpaintModel = InpaintModel("sdxl", SDXL_INPAINTING, InpaintSettings(
+        steps=8, sampler_name="lcm", scheduler="sgm_uniform", denoise=0.99, lora="lcm_lora_sdxl.safetensors",
+        noise_mask=False, size=1024))
+    # FLUX.1 Fill [dev] as ComfyUI's own Flux Fill example samples it: FluxGuidance 30 (also the model card's and
+    # diffusers' FluxFillPipeline guidance_scale), KSampler 20 steps, euler, normal, cfg 1, denoise 1, inpaint
+    # conditioning with noise_mask off (the model card's diffusers example runs 50 steps; the example's
+    # DifferentialDiffusion node only acts on a noise mask, so it is left out).  At 1024x1024, Flux's size.
+    flux_fill: InpaintModel = InpaintModel("flux_fill", FLUX_FILL, InpaintSettings(
+        steps=20, cfg=1.0, sampler_name="euler", scheduler="normal", denoise=1.0, noise_mask=False, guidance=30.0,
+        size=1024))
 
 
 INSTANT_DRAG = InstantDragMethod()

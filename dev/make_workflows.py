@@ -84,9 +84,9 @@ SCALE = {"id": 15, "type": "ImageScale", "pos": [20, 720],
          "title": "Work at 512x512", "inputs": {"image": ("IMAGE", 2, 0)}, "outputs": [("IMAGE", "IMAGE")]}
 
 
-def text(node_id, pos, prompt, title):
+def text(node_id, pos, prompt, title, clip=(1, 1)):
     return {"id": node_id, "type": "CLIPTextEncode", "pos": pos, "widgets": {"text": prompt}, "title": title,
-            "inputs": {"clip": ("CLIP", 1, 1)}, "outputs": [("CONDITIONING", "CONDITIONING")]}
+            "inputs": {"clip": ("CLIP", *clip)}, "outputs": [("CONDITIONING", "CONDITIONING")]}
 
 
 def diffedit() -> list[dict]:
@@ -179,9 +179,10 @@ def stock_continuation(first_id, latent, sigmas, positive) -> dict:
 RAISE_ARM_POINTS = '[{"handle":[397,238],"target":[380,150]},{"handle":[345,240],"target":[335,195]}]'
 
 
-def painted(*strokes) -> str:
-    """A region as the point editor stores it (core/regions.py), on the 512x512 picture: (radius, points) strokes."""
-    return json.dumps({"size": [SIZE, SIZE], "strokes": [{"radius": radius, "points": [list(p) for p in points]}
+def painted(*strokes, size=SIZE) -> str:
+    """A region as the point editor stores it (core/regions.py), on the size x size picture: (radius, points)
+    strokes."""
+    return json.dumps({"size": [size, size], "strokes": [{"radius": radius, "points": [list(p) for p in points]}
                                                          for radius, points in strokes]}, separators=(",", ":"))
 
 
@@ -274,42 +275,83 @@ def drag_generated_image() -> list[dict]:
     ]
 
 
-INPAINT_CHECKPOINT = "sd-v1-5-inpainting.safetensors"
+def scaled_points(points: str, factor: float) -> str:
+    """Pairs in pixels of a picture ``factor`` times the templates' 512x512."""
+    return json.dumps([{key: [round(v * factor) for v in pair[key]] for key in ("handle", "target")}
+                       for pair in json.loads(points)], separators=(",", ":"))
 
 
-def instant_drag(inpaint=INSTANT_DRAG.inpaint) -> list[dict]:
-    """LoadImage -> 512x512 -> Drag Region Warp -> inpaint conditioning -> KSampler -> VAEDecode -> the inpainted
-    area pasted into the warped picture -> save; ``inpaint.lora`` (the LCM variant) loads between checkpoint and
-    sampler."""
-    checkpoint = {**CHECKPOINT, "widgets": {"ckpt_name": INPAINT_CHECKPOINT}}
-    model = (1, 0)
+def scaled_region(region: str, factor: float) -> str:
+    """A painted region on a picture ``factor`` times the templates' 512x512 (strokes and radii scaled)."""
+    strokes = json.loads(region)["strokes"]
+    return painted(*[(s["radius"] * factor, [(x * factor, y * factor) for x, y in s["points"]]) for s in strokes],
+                   size=round(SIZE * factor))
+
+
+def inpaint_loaders(files) -> tuple[list[dict], dict]:
+    """The stock loaders of an inpainting model's files, and where its MODEL, CLIP and VAE come from: one checkpoint,
+    or (Flux Fill) a diffusion model, two text encoders and a VAE."""
+    if files.checkpoint:
+        return [{**CHECKPOINT, "widgets": {"ckpt_name": files.checkpoint}}], {"model": (1, 0), "clip": (1, 1),
+                                                                              "vae": (1, 2)}
+    clip_name1, clip_name2 = files.text_encoders
+    return [
+        {"id": 1, "type": "UNETLoader", "pos": [20, 60], "title": "Load Diffusion Model",
+         "widgets": {"unet_name": files.diffusion_model, "weight_dtype": "default"}, "outputs": [("MODEL", "MODEL")]},
+        {"id": 17, "type": "DualCLIPLoader", "pos": [20, 920], "title": "Text encoders (CLIP-L, T5-XXL)",
+         "widgets": {"clip_name1": clip_name1, "clip_name2": clip_name2, "type": files.text_encoder_type,
+                     "device": "default"},
+         "outputs": [("CLIP", "CLIP")]},
+        {"id": 18, "type": "VAELoader", "pos": [20, 1120], "widgets": {"vae_name": files.vae},
+         "outputs": [("VAE", "VAE")]},
+    ], {"model": (1, 0), "clip": (17, 0), "vae": (18, 0)}
+
+
+def instant_drag(model=INSTANT_DRAG.sd15) -> list[dict]:
+    """LoadImage -> the model's size -> Drag Region Warp -> inpaint conditioning (through FluxGuidance for a
+    guidance-distilled model) -> KSampler -> VAEDecode -> the inpainted area pasted into the warped picture -> save;
+    ``inpaint.lora`` (the LCM variants) loads between the loader and the sampler."""
+    inpaint, factor = model.inpaint, model.inpaint.size / SIZE
+    loaders, source = inpaint_loaders(model.files)
+    sampled = source["model"]
     lora = []
     if inpaint.lora:  # the LCM LoRA acts on the UNet only
         lora = [{"id": 16, "type": "LoraLoaderModelOnly", "pos": [20, 1120], "title": "LCM LoRA",
                  "widgets": {"lora_name": inpaint.lora, "strength_model": 1.0},
-                 "inputs": {"model": ("MODEL", 1, 0)}, "outputs": [("MODEL", "MODEL")]}]
-        model = (16, 0)
-    empty = text(4, [380, 40], "", "Empty prompt (as Inpaint4Drag)")
+                 "inputs": {"model": ("MODEL", *sampled)}, "outputs": [("MODEL", "MODEL")]}]
+        sampled = (16, 0)
+    empty = text(4, [380, 40], "", "Empty prompt (as Inpaint4Drag)", clip=source["clip"])
+    positive, guided = (4, 0), []
+    if inpaint.guidance is not None:
+        guided = [{**flux_guided(19, [840, -120], 4, "Flux guidance"), "widgets": {"guidance": inpaint.guidance}}]
+        positive = (19, 0)
+    scale = SCALE
+    if factor != 1:
+        scale = {**SCALE, "widgets": {**SCALE["widgets"], "width": inpaint.size, "height": inpaint.size},
+                 "title": f"Work at {inpaint.size}x{inpaint.size}"}
+    points, region = RAISE_ARM_POINTS, ARM
+    if factor != 1:
+        points, region = scaled_points(points, factor), scaled_region(region, factor)
     paste = {"inpaint": ("MASK", 20, 1), "region": ("MASK", 20, 3)}[inpaint.composite_inside]
+    vae = ("VAE", *source["vae"])
     return [
-        checkpoint, LOAD_IMAGE, SCALE, *lora, empty,
+        *loaders[:1], LOAD_IMAGE, scale, *loaders[1:], *lora, empty, *guided,
         {"id": 20, "type": "DragEdit_RegionWarp", "pos": [380, 260], "size": [420, 620],
-         "widgets": {"drag_points": RAISE_ARM_POINTS, **node_inputs(INSTANT_DRAG.warp), "region": ARM},
+         "widgets": {"drag_points": points, **node_inputs(INSTANT_DRAG.warp), "region": region},
          "inputs": {"image": ("IMAGE", 15, 0)},
          "outputs": [("warped", "IMAGE"), ("inpaint_mask", "MASK"), ("moved_region", "MASK"), ("region", "MASK")]},
         {"id": 21, "type": "InpaintModelConditioning", "pos": [840, 60],
-         "widgets": {"noise_mask": True},
-         "inputs": {"positive": ("CONDITIONING", 4, 0), "negative": ("CONDITIONING", 4, 0), "vae": ("VAE", 1, 2),
+         "widgets": {"noise_mask": inpaint.noise_mask},
+         "inputs": {"positive": ("CONDITIONING", *positive), "negative": ("CONDITIONING", 4, 0), "vae": vae,
                     "pixels": ("IMAGE", 20, 0), "mask": ("MASK", 20, 1)},
          "outputs": [("positive", "CONDITIONING"), ("negative", "CONDITIONING"), ("latent", "LATENT")]},
         {"id": 22, "type": "KSampler", "pos": [840, 260], "size": [315, 262],
          "widgets": {"seed": 0, "steps": inpaint.steps, "cfg": inpaint.cfg, "sampler_name": inpaint.sampler_name,
                      "scheduler": inpaint.scheduler, "denoise": inpaint.denoise},
-         "inputs": {"model": ("MODEL", *model), "positive": ("CONDITIONING", 21, 0),
+         "inputs": {"model": ("MODEL", *sampled), "positive": ("CONDITIONING", 21, 0),
                     "negative": ("CONDITIONING", 21, 1), "latent_image": ("LATENT", 21, 2)},
          "outputs": [("LATENT", "LATENT")]},
-        {"id": 23, "type": "VAEDecode", "pos": [1200, 260], "inputs": {"samples": ("LATENT", 22, 0),
-                                                                       "vae": ("VAE", 1, 2)},
+        {"id": 23, "type": "VAEDecode", "pos": [1200, 260], "inputs": {"samples": ("LATENT", 22, 0), "vae": vae},
          "outputs": [("IMAGE", "IMAGE")]},
         {"id": 24, "type": "ImageCompositeMasked", "pos": [1200, 400], "title": "Paste the inpainted area",
          "widgets": {"x": 0, "y": 0, "resize_source": False},
@@ -322,12 +364,23 @@ def instant_drag(inpaint=INSTANT_DRAG.inpaint) -> list[dict]:
 
 def instant_drag_lcm() -> list[dict]:
     """The instant drag as Inpaint4Drag evaluates it: an LCM LoRA on the inpainting checkpoint, 4 steps."""
-    return instant_drag(INSTANT_DRAG.lcm_inpaint)
+    return instant_drag(INSTANT_DRAG.sd15_lcm)
+
+
+def instant_drag_sdxl() -> list[dict]:
+    """SDXL inpainting 0.1 at 1024x1024 with the SDXL LCM LoRA, 8 steps, as Inpaint4Drag's UI runs its SDXL."""
+    return instant_drag(INSTANT_DRAG.sdxl_lcm)
+
+
+def instant_drag_flux_fill() -> list[dict]:
+    """FLUX.1 Fill [dev] at 1024x1024, loaded and sampled as ComfyUI's own Flux Fill example (FluxGuidance 30)."""
+    return instant_drag(INSTANT_DRAG.flux_fill)
 
 
 WORKFLOWS = {"diffedit.json": diffedit, "diffedit_flux.json": diffedit_flux, "drag_real_image.json": drag_real_image,
              "drag_generated_image.json": drag_generated_image, "gooddrag_real_image.json": gooddrag_real_image,
-             "instant_drag.json": instant_drag, "instant_drag_lcm.json": instant_drag_lcm}
+             "instant_drag.json": instant_drag, "instant_drag_lcm.json": instant_drag_lcm,
+             "instant_drag_sdxl.json": instant_drag_sdxl, "instant_drag_flux_fill.json": instant_drag_flux_fill}
 
 
 def workflows(classes: dict) -> dict:
@@ -418,7 +471,9 @@ THUMBNAILS = {"diffedit.jpg": thumbnail_diffedit,
               "drag_generated_image.jpg": thumbnail_drag_generated_image,
               "gooddrag_real_image.jpg": thumbnail_gooddrag_real_image,
               "instant_drag.jpg": thumbnail_instant_drag,
-              "instant_drag_lcm.jpg": lambda: thumbnail_instant_drag("Instant drag, 4 LCM steps")}
+              "instant_drag_lcm.jpg": lambda: thumbnail_instant_drag("Instant drag, 4 LCM steps"),
+              "instant_drag_sdxl.jpg": lambda: thumbnail_instant_drag("Instant drag, SDXL inpainting, 8 LCM steps"),
+              "instant_drag_flux_fill.jpg": lambda: thumbnail_instant_drag("Instant drag, Flux Fill (guidance 30)")}
 
 if __name__ == "__main__":
     from tests.support import comfy_host

@@ -18,7 +18,8 @@ NODES = ["CheckpointLoaderSimple", "DragEdit_DragBenchLoadSample", "DragEdit_Mea
          "DragEdit_LoRAIdentityTune", "DragEdit_DDIMInversion", "DragEdit_DragLatentOptimize",
          "DragEdit_GoodDragLatentOptimize", "DragEdit_LatentMasaCtrlDenoise", "DragEdit_RegionWarp",
          "CLIPTextEncode", "VAEEncode", "VAEDecode", "SaveImage", "ImageScale", "InpaintModelConditioning",
-         "KSampler", "ImageCompositeMasked", "LoraLoaderModelOnly"]
+         "KSampler", "ImageCompositeMasked", "LoraLoaderModelOnly", "UNETLoader", "DualCLIPLoader", "VAELoader",
+         "FluxGuidance"]
 SAMPLES = ["animals/a1", "animals/a2", "art_work/w1", "human_head/h1", "human_head/h2"]
 
 
@@ -57,7 +58,13 @@ class FakeComfy:
                     info = {name: {"input": {"required": {}}} for name in NODES}
                     info["CheckpointLoaderSimple"]["input"]["required"]["ckpt_name"] = [[
                         "sd15.safetensors", "sd21.safetensors", "inpainting.safetensors"]]
-                    info["LoraLoaderModelOnly"]["input"]["required"]["lora_name"] = [["lcm-lora-sdv1-5.safetensors"]]
+                    info["LoraLoaderModelOnly"]["input"]["required"]["lora_name"] = [[
+                        "lcm-lora-sdv1-5.safetensors", "lcm_lora_sdxl.safetensors"]]
+                    info["UNETLoader"]["input"]["required"]["unet_name"] = [["flux1-fill-dev.safetensors"]]
+                    for name in ("clip_name1", "clip_name2"):
+                        info["DualCLIPLoader"]["input"]["required"][name] = [["clip_l.safetensors",
+                                                                              "t5xxl_fp16.safetensors"]]
+                    info["VAELoader"]["input"]["required"]["vae_name"] = [["ae.safetensors"]]
                     return self._answer(200, info)
                 if self.path.startswith("/history/"):
                     prompt_id = self.path.rsplit("/", 1)[1]
@@ -222,12 +229,15 @@ def test_the_prompt_is_the_method_graph_with_the_settings_and_overrides(bench, t
     assert server.resets == 1  # the peak is reset before each sample
 
 
+INSTANT = ["--limit", "1", "--method", "instant_drag"]
+
+
 def test_the_instant_method_warps_the_samples_region_and_inpaints_it(bench, tmp_path, servers):
     """As Inpaint4Drag's evaluation: the region (the sample's region annotation, else its mask) warped, an LCM LoRA on
     the inpainting checkpoint, 4 steps, no guidance, at 512x512, pasted back inside the region."""
     server = servers()
-    assert run(bench, tmp_path / "out", server, extra=["--limit", "1", "--method", "instant", "--inpaint-checkpoint",
-                                                        "inpainting.safetensors", "--set", "warp.kernel=7"]) == 0
+    assert run(bench, tmp_path / "out", server, extra=[*INSTANT, "--inpaint-checkpoint", "inpainting.safetensors",
+                                                        "--set", "warp.kernel=7"]) == 0
     (_, prompt), = server.prompts
     warp = prompt["warp"]["inputs"]
     assert warp["mask"] == ["sample", 4] and warp["drag_points"] == ["sample", 2] and warp["kernel"] == 7
@@ -235,21 +245,74 @@ def test_the_instant_method_warps_the_samples_region_and_inpaints_it(bench, tmp_
     assert prompt["lcm"]["inputs"]["lora_name"] == "lcm-lora-sdv1-5.safetensors"
     sampler = prompt["inpaint"]["inputs"]
     assert (sampler["steps"], sampler["cfg"], sampler["sampler_name"], sampler["model"]) == (4, 1.0, "lcm", ["lcm", 0])
+    assert sampler["denoise"] == 1.0 and prompt["condition"]["inputs"]["noise_mask"] is True
     assert prompt["scaled"]["inputs"]["width"] == prompt["scaled"]["inputs"]["height"] == 512
     assert prompt["paste"]["inputs"]["mask"] == ["warp", 3] and prompt["paste"]["inputs"]["resize_source"] is True
     assert prompt["mean_distance"]["inputs"]["edited"] == ["paste", 0]
     assert prompt["metric_ckpt"]["inputs"]["ckpt_name"] == "sd15.safetensors"  # DIFT on --checkpoint
-    assert "lora" not in prompt and "drag" not in prompt
+    assert "lora" not in prompt and "drag" not in prompt and "guidance" not in prompt
+
+
+def test_the_instant_method_on_sdxl_inpainting_runs_its_lcm_lora_at_1024(bench, tmp_path, servers):
+    """Inpaint4Drag's UI's SDXL: its LCM LoRA, 8 steps, strength 0.99, no noise mask; at SDXL's 1024x1024."""
+    server = servers()
+    assert run(bench, tmp_path / "out", server, extra=[*INSTANT, "--inpaint-model", "sdxl", "--inpaint-checkpoint",
+                                                        "inpainting.safetensors"]) == 0
+    (_, prompt), = server.prompts
+    sampler = prompt["inpaint"]["inputs"]
+    assert (sampler["steps"], sampler["cfg"], sampler["sampler_name"], sampler["denoise"]) == (8, 1.0, "lcm", 0.99)
+    assert prompt["lcm"]["inputs"]["lora_name"] == "lcm_lora_sdxl.safetensors"
+    assert prompt["condition"]["inputs"]["noise_mask"] is False
+    assert prompt["scaled"]["inputs"]["width"] == prompt["scaled"]["inputs"]["height"] == 1024
+    assert prompt["paste"]["inputs"]["mask"] == ["warp", 3]
+
+
+def test_the_instant_method_on_flux_fill_loads_its_separate_files_and_guides_at_30(bench, tmp_path, servers):
+    """Flux Fill as ComfyUI users load it (diffusion model, CLIP-L + T5-XXL, the Flux VAE) and as ComfyUI's example
+    samples it: FluxGuidance 30 on the empty prompt, 20 euler steps, cfg 1, no noise mask; Mean Distance on
+    --checkpoint."""
+    server = servers()
+    out = tmp_path / "out"
+    assert run(bench, out, server, extra=[*INSTANT, "--inpaint-model", "flux_fill", "--inpaint-checkpoint",
+                                          "flux1-fill-dev.safetensors"]) == 0
+    (_, prompt), = server.prompts
+    assert prompt["unet"] == {"class_type": "UNETLoader", "inputs": {"unet_name": "flux1-fill-dev.safetensors",
+                                                                     "weight_dtype": "default"}}
+    assert prompt["text_encoders"]["inputs"] == {"clip_name1": "clip_l.safetensors",
+                                                 "clip_name2": "t5xxl_fp16.safetensors", "type": "flux"}
+    assert prompt["vae"]["inputs"] == {"vae_name": "ae.safetensors"}
+    assert prompt["guidance"]["inputs"] == {"conditioning": ["empty", 0], "guidance": 30.0}
+    condition = prompt["condition"]["inputs"]
+    assert condition["positive"] == ["guidance", 0] and condition["negative"] == ["empty", 0]
+    assert condition["vae"] == ["vae", 0] and condition["noise_mask"] is False
+    sampler = prompt["inpaint"]["inputs"]
+    assert (sampler["steps"], sampler["cfg"], sampler["sampler_name"], sampler["scheduler"], sampler["model"]) == \
+        (20, 1.0, "euler", "normal", ["unet", 0])
+    assert prompt["scaled"]["inputs"]["width"] == 1024 and prompt["decode"]["inputs"]["vae"] == ["vae", 0]
+    assert "ckpt" not in prompt and "lcm" not in prompt
+    assert prompt["metric_ckpt"]["inputs"]["ckpt_name"] == "sd15.safetensors"
+    assert "flux_fill: flux1-fill-dev.safetensors" in (out / runner.SUMMARY_MD).read_text()
 
 
 @pytest.mark.parametrize("extra, message", [
-    (["--method", "instant"], "--inpaint-checkpoint names the inpainting model"),
+    (["--method", "instant_drag"], "--inpaint-checkpoint names the inpainting model"),
     (["--inpaint-checkpoint", "inpainting.safetensors"], "--inpaint-checkpoint names the inpainting model"),
-    (["--method", "instant", "--inpaint-checkpoint", "missing.safetensors"], "has no checkpoint 'missing.safetensors'"),
-    (["--method", "instant", "--inpaint-checkpoint", "inpainting.safetensors", "--set",
+    (["--method", "instant_drag", "--inpaint-checkpoint", "missing.safetensors"],
+     "has no checkpoint 'missing.safetensors'"),
+    (["--method", "instant_drag", "--inpaint-checkpoint", "inpainting.safetensors", "--set",
       "inpaint.lora=other.safetensors"], "has no LoRA 'other.safetensors'"),
-    (["--method", "instant", "--inpaint-checkpoint", "inpainting.safetensors", "--set", "drag.steps=3"],
-     "STAGE one of warp, inpaint, mean_distance for --method instant"),
+    (["--method", "instant_drag", "--inpaint-checkpoint", "inpainting.safetensors", "--set", "drag.steps=3"],
+     "STAGE one of warp, inpaint, mean_distance for --method instant_drag"),
+    (["--method", "instant_drag", "--inpaint-model", "flux_fill", "--inpaint-checkpoint", "flux1-fill-dev.safetensors",
+      "--inpaint-vae", "other_vae.safetensors"], "has no VAE 'other_vae.safetensors'"),
+    (["--method", "instant_drag", "--inpaint-model", "flux_fill", "--inpaint-checkpoint", "flux1-fill-dev.safetensors",
+      "--inpaint-text-encoders", "clip_l.safetensors", "t5xxl_fp8.safetensors"],
+     "has no text encoder 't5xxl_fp8.safetensors'"),
+    (["--method", "instant_drag", "--inpaint-model", "flux_fill", "--inpaint-checkpoint", "inpainting.safetensors"],
+     "has no diffusion model 'inpainting.safetensors'"),
+    (["--method", "instant_drag", "--inpaint-checkpoint", "inpainting.safetensors", "--inpaint-vae", "ae.safetensors"],
+     "--inpaint-model sd15 loads its text encoders and VAE from its checkpoint"),
+    (["--inpaint-model", "sdxl"], "are options of --method instant_drag"),
 ])
 def test_the_instant_methods_settings_are_checked_before_any_sample(bench, tmp_path, servers, capsys, extra, message):
     server = servers()

@@ -3,7 +3,10 @@
     python -m tools.run_dragbench --bench ComfyUI/input/DragBench --checkpoint sd15.safetensors \\
         --method gooddrag --out dragbench-gooddrag-sd15 [--server http://127.0.0.1:8188 --server ...]
     python -m tools.run_dragbench --bench ComfyUI/input/DragBench --checkpoint sd21.safetensors \\
-        --method instant --inpaint-checkpoint sd-v1-5-inpainting.safetensors --out dragbench-instant
+        --method instant_drag --inpaint-checkpoint sd-v1-5-inpainting.safetensors --out dragbench-instant-drag
+    python -m tools.run_dragbench --bench ComfyUI/input/DragBench --checkpoint sd21.safetensors \\
+        --method instant_drag --inpaint-model flux_fill --inpaint-checkpoint flux1-fill-dev.safetensors \\
+        [--inpaint-text-encoders clip_l.safetensors t5xxl_fp16.safetensors --inpaint-vae ae.safetensors] --out ...
 
 Each sample is one prompt: the method's graph (tools/dragbench_graphs.py: for the drag methods LoRA Identity Tune ->
 DDIM Inversion -> Drag (or GoodDrag) Latent Optimize -> Latent MasaCtrl Denoise -> VAE Decode; for the instant drag
@@ -22,7 +25,11 @@ the servers.
 The instant drag on DragBench differs from Inpaint4Drag's own evaluation: DragBench-D's samples carry an editable
 area, not a region to move, so the region is the sample's ``meta_data_i4p.pkl`` mask where it has one (the region
 annotations Inpaint4Drag evaluates with) and its editable mask otherwise; a sample whose handles are not all on that
-region is refused by Drag Region Warp with its sentence and listed as failed.
+region is refused by Drag Region Warp with its sentence and listed as failed.  Inpaint4Drag evaluates SD1.5
+inpainting only (512x512, LCM LoRA, 4 steps), which ``--inpaint-model sd15`` follows; ``sdxl`` follows its UI's SDXL
+(LCM LoRA, 8 steps, strength 0.99) at SDXL's 1024x1024 where the UI inpaints at its 512-px canvas; ``flux_fill``
+follows ComfyUI's Flux Fill example (FluxGuidance 30, 20 steps) at 1024x1024: the re-measurement that reports Flux
+Fill's figures is not followed (its settings were not available to us).  Each family's settings: ``--set inpaint.*``.
 """
 import argparse
 import json
@@ -36,7 +43,18 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from tools.dragbench_graphs import METHODS, build_prompt, method_inputs, needed_models, needed_nodes, stages
+from core.settings import INSTANT_DRAG
+from tools.dragbench_graphs import (
+    INPAINT_MODELS,
+    METHODS,
+    MODEL_INPUTS,
+    build_prompt,
+    inpaint_files,
+    method_inputs,
+    needed_models,
+    needed_nodes,
+    stages,
+)
 
 IMAGE_FILE, META_FILE = "original_image.png", "meta_data.pkl"
 RESULTS, SUMMARY_JSON, SUMMARY_MD, RUN = "results.jsonl", "summary.json", "summary.md", "run.json"
@@ -86,17 +104,45 @@ def parse_overrides(pairs: list[str], method: str) -> dict:
     return overrides
 
 
+def parse_loaders(values: list[str]) -> dict:
+    """``--loader CLASS`` (the checkpoint loader) or ``--loader STOCK=CLASS`` (any stock loader) into
+    ``{stock class: class}``."""
+    loaders = {}
+    for value in values:
+        stock, sep, replacement = value.rpartition("=")
+        loaders[stock if sep else "CheckpointLoaderSimple"] = replacement
+    return loaders
+
+
+def _instant_configuration(args) -> dict:
+    """The instant drag's inpainting model, its family and files, from the command line ({} for the drag methods)."""
+    instant = args.method == INSTANT_DRAG.name
+    if instant != bool(args.inpaint_checkpoint):
+        raise RunError(f"--inpaint-checkpoint names the inpainting model of --method {INSTANT_DRAG.name} (and only "
+                       "of it)")
+    separate = args.inpaint_text_encoders or args.inpaint_vae
+    if not instant:
+        if args.inpaint_model or separate:
+            raise RunError(f"--inpaint-model, --inpaint-text-encoders and --inpaint-vae are options of --method "
+                           f"{INSTANT_DRAG.name}")
+        return {}
+    family = args.inpaint_model or "sd15"
+    files = inpaint_files(family, args.inpaint_checkpoint, args.inpaint_text_encoders, args.inpaint_vae)
+    if separate and "vae" not in files:
+        raise RunError(f"--inpaint-model {family} loads its text encoders and VAE from its checkpoint: "
+                       "--inpaint-text-encoders and --inpaint-vae are for Flux Fill's separate files")
+    return {"inpaint_model": family, "inpaint_files": files}
+
+
 def configuration(args, overrides: dict) -> dict:
     """Everything that decides a sample's result; a resumed run must have the same."""
-    if (args.method == "instant") != bool(args.inpaint_checkpoint):
-        raise RunError("--inpaint-checkpoint names the inpainting model of --method instant (and only of it)")
-    settings = method_inputs(args.method)
+    instant = _instant_configuration(args)
+    settings = method_inputs(args.method, instant.get("inpaint_model", "sd15"))
     for stage, values in overrides.items():
         settings[stage].update(values)
-    config = {"method": args.method, "checkpoint": args.checkpoint,
-              "metric_checkpoint": args.metric_checkpoint or args.checkpoint, "loader": args.loader,
-              "image_fidelity": not args.no_fidelity, "settings": settings}
-    return config | ({"inpaint_checkpoint": args.inpaint_checkpoint} if args.inpaint_checkpoint else {})
+    return {"method": args.method, "checkpoint": args.checkpoint,
+            "metric_checkpoint": args.metric_checkpoint or args.checkpoint, "loaders": parse_loaders(args.loader),
+            "image_fidelity": not args.no_fidelity, "settings": settings, **instant}
 
 
 class ComfyServer:
@@ -175,8 +221,7 @@ def check_server(server: ComfyServer, config: dict) -> None:
         for input_name, names in inputs.items():
             choices = info[loader]["input"]["required"].get(input_name, [None])[0]
             for name in sorted(names - set(choices)) if isinstance(choices, list) else ():
-                kind = "LoRA" if input_name == "lora_name" else "checkpoint"
-                raise RunError(f"the server at {server.url} has no {kind} {name!r} (it lists "
+                raise RunError(f"the server at {server.url} has no {MODEL_INPUTS[input_name]} {name!r} (it lists "
                                f"{', '.join(choices[:8]) or 'none'}{', ...' if len(choices) > 8 else ''})")
 
 
@@ -267,12 +312,20 @@ def _figures(rows: list[dict]) -> dict:
             "peak_gib_max": max(peaks) / GIB if peaks else None}
 
 
+def _edited_with(config: dict) -> str:
+    """The model the edits were made with, as the summary names it."""
+    if "inpaint_files" not in config:
+        return config["checkpoint"]
+    files = config["inpaint_files"]
+    return f"{config['inpaint_model']}: {files.get('checkpoint') or files['diffusion_model']}"
+
+
 def summarize(rows: list[dict], config: dict) -> dict:
     """Overall and per-category figures of the finished samples (Mean Distance over all their pairs)."""
     latest = latest_rows(rows)
     done = [row for row in latest.values() if "error" not in row]
     categories = sorted({row["category"] for row in done})
-    return {"method": config["method"], "checkpoint": config.get("inpaint_checkpoint", config["checkpoint"]),
+    return {"method": config["method"], "checkpoint": _edited_with(config),
             "metric_checkpoint": config["metric_checkpoint"], "all": _figures(done),
             "categories": {name: _figures([row for row in done if row["category"] == name]) for name in categories},
             "failed": sorted(name for name, row in latest.items() if "error" in row),
@@ -339,7 +392,8 @@ def run(args) -> int:
     recorded = out / RUN
     if recorded.is_file() and json.loads(recorded.read_text()) != config:
         raise RunError(f"{out} holds a run with other settings ({recorded}); give a new --out, or the same "
-                       "--method, --checkpoint, --metric-checkpoint, --loader, --no-fidelity and --set")
+                       "--method, --checkpoint, --metric-checkpoint, --inpaint-*, --loader, --no-fidelity and "
+                       "--set")
     servers = [ComfyServer(url) for url in args.server]
     for server in servers:
         check_server(server, config)
@@ -431,13 +485,23 @@ def main(argv=None) -> int:
     parser.add_argument("--out", required=True, help="results folder; run again with the same one to resume")
     parser.add_argument("--method", choices=sorted(METHODS), default="dragdiffusion")
     parser.add_argument("--checkpoint", required=True, help="the checkpoint the drag runs on, as the server lists it "
-                                                            "(--method instant: Mean Distance's, see below)")
-    parser.add_argument("--inpaint-checkpoint", help="--method instant: the inpainting checkpoint (e.g. SD1.5 "
-                                                     "inpainting; its LCM LoRA: inpaint.lora)")
+                                                            "(--method instant_drag: Mean Distance's, see below)")
+    parser.add_argument("--inpaint-model", choices=sorted(INPAINT_MODELS),
+                        help="--method instant_drag: the inpainting model's family, which decides its loaders and "
+                             "sampling (default sd15)")
+    parser.add_argument("--inpaint-checkpoint", help="--method instant_drag: the inpainting checkpoint (e.g. SD1.5 "
+                                                     "inpainting; its LCM LoRA: inpaint.lora), or Flux Fill's "
+                                                     "diffusion model (in models/diffusion_models)")
+    parser.add_argument("--inpaint-text-encoders", nargs=2, metavar=("CLIP_L", "T5XXL"),
+                        help="--inpaint-model flux_fill: its text encoders (default clip_l.safetensors "
+                             "t5xxl_fp16.safetensors)")
+    parser.add_argument("--inpaint-vae", help="--inpaint-model flux_fill: its VAE (default ae.safetensors)")
     parser.add_argument("--metric-checkpoint", help="the checkpoint of Mean Distance's DIFT features (the protocol: "
                                                     "SD2.1); default: --checkpoint")
-    parser.add_argument("--loader", default="CheckpointLoaderSimple",
-                        help="node class that loads a checkpoint from ckpt_name into MODEL, CLIP, VAE")
+    parser.add_argument("--loader", action="append", default=[], metavar="[STOCK=]CLASS",
+                        help="node class to load with instead of a stock loader: CLASS replaces the checkpoint loader "
+                             "(ckpt_name -> MODEL, CLIP, VAE), STOCK=CLASS any (UNETLoader, DualCLIPLoader, VAELoader: "
+                             "Flux Fill's); repeat for several")
     parser.add_argument("--server", action="append", help="a ComfyUI server URL; repeat to share the samples "
                                                           "(default http://127.0.0.1:8188)")
     parser.add_argument("--set", action="append", metavar="STAGE.INPUT=VALUE",

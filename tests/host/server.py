@@ -62,8 +62,10 @@ def run_frontend_script(script: Path, url: str, *args: str, timeout: int = 180) 
 # What the templates name in their loaders: queue-time validation only lists model names, so placeholder files of
 # those names let a template be queued; they are never loaded unless the graph runs.
 TEMPLATE_MODELS = {"checkpoints": ["v1-5-pruned-emaonly.safetensors", "sd-v1-5-inpainting.safetensors",
-                                   "flux1-dev-fp8.safetensors"],
-                   "loras": ["lcm-lora-sdv1-5.safetensors"]}
+                                   "flux1-dev-fp8.safetensors", "sd_xl_base_1.0_inpainting_0.1.safetensors"],
+                   "loras": ["lcm-lora-sdv1-5.safetensors", "lcm_lora_sdxl.safetensors"],
+                   "diffusion_models": ["flux1-fill-dev.safetensors"],
+                   "text_encoders": ["clip_l.safetensors", "t5xxl_fp16.safetensors"], "vae": ["ae.safetensors"]}
 
 
 @contextlib.contextmanager

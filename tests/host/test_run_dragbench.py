@@ -1,4 +1,6 @@
-"""The DragBench runner drives a real, headless ComfyUI through its HTTP API, on a tiny random checkpoint."""
+"""The DragBench runner drives a real, headless ComfyUI through its HTTP API, on tiny random models: the drag methods,
+and the instant drag on SD1.5 inpainting, SDXL inpainting and Flux Fill (each loaded by the test stand-ins of the
+stock loaders its graph names)."""
 import importlib.util
 import json
 import urllib.request
@@ -14,6 +16,7 @@ from tools import run_dragbench as runner
 
 from . import server
 from .test_dragbench_nodes import write_sample
+from .test_inpaint_models import SDXL_LCM_LORA, write_lora
 
 # Small enough for a CPU: a few LoRA steps, 2 DDIM steps, 2 drag updates, one DIFT draw.
 QUICK = ["lora.steps=2", "lora.batch_size=1", "inversion.steps=4", "inversion.strength=0.5", "drag.steps=2",
@@ -33,6 +36,16 @@ def _random_alexnet(torch_home: Path) -> None:
     target.parent.mkdir(parents=True)
     torch.manual_seed(0)
     torch.save(alexnet().state_dict(), target)
+
+
+FLUX_FILL_LOADERS = ["--loader", "UNETLoader=DragEditTest_DiffusionModel", "--loader",
+                     "DualCLIPLoader=DragEditTest_TextEncoders", "--loader", "VAELoader=DragEditTest_VAE"]
+
+
+def instant_argv(bench, out, url):
+    return ["--bench", str(bench), "--out", str(out), "--loader", "DragEditTest_Checkpoint", "--checkpoint", "sd1",
+            "--method", "instant_drag", "--set=mean_distance.ensemble=1", "--poll", "0.2", "--no-fidelity",
+            "--server", url]
 
 
 def test_the_runner_drives_a_headless_comfyui_and_resumes(tmp_path, monkeypatch):
@@ -79,13 +92,24 @@ def test_the_runner_drives_a_headless_comfyui_and_resumes(tmp_path, monkeypatch)
 
         # The instant drag: the sample's mask as the region, a tiny inpainting checkpoint, no LCM LoRA here.
         instant = tmp_path / "instant"
-        assert runner.main(["--bench", str(bench), "--out", str(instant), "--loader", "DragEditTest_Checkpoint",
-                            "--checkpoint", "sd1", "--method", "instant", "--inpaint-checkpoint", "sd1-inpaint",
-                            "--set=inpaint.lora=", "--set=mean_distance.ensemble=1", "--poll", "0.2", "--no-fidelity",
-                            "--server", url]) == 0, server.tail(started["log"])
+        assert runner.main([*instant_argv(bench, instant, url), "--inpaint-checkpoint", "sd1-inpaint",
+                            "--set=inpaint.lora="]) == 0, server.tail(started["log"])
         rows_instant = [json.loads(line) for line in (instant / runner.RESULTS).read_text().splitlines()]
         assert [row.get("error") for row in rows_instant] == [None, None]
         assert all((base / "output" / row["image"]).is_file() and row["pairs"] == 1 for row in rows_instant)
+
+        # On SDXL inpainting (detected as such by ComfyUI) with its LCM LoRA, and on Flux Fill through the stand-ins of
+        # Load Diffusion Model, DualCLIPLoader and Load VAE; one sample each, inpainted at 128 px for the CPU.
+        write_lora(base / "models" / "loras" / SDXL_LCM_LORA)
+        for family, files in (("sdxl", ["--inpaint-checkpoint", "sdxl-inpaint"]),
+                              ("flux_fill", ["--inpaint-checkpoint", "flux-fill", "--inpaint-text-encoders",
+                                             "flux-fill", "flux-fill", "--inpaint-vae", "flux-fill"])):
+            out_family = tmp_path / family
+            assert runner.main([*instant_argv(bench, out_family, url), "--inpaint-model", family, *files, "--limit",
+                                "1", "--set=inpaint.size=128", *FLUX_FILL_LOADERS]) == 0, server.tail(started["log"])
+            row, = [json.loads(line) for line in (out_family / runner.RESULTS).read_text().splitlines()]
+            assert "error" not in row and row["pairs"] == 1 and (base / "output" / row["image"]).is_file(), row
+            assert f"{family}: {files[1]}" in (out_family / runner.SUMMARY_MD).read_text()
 
     summary = json.loads((out / runner.SUMMARY_JSON).read_text())
     rows = [json.loads(line) for line in (out / runner.RESULTS).read_text().splitlines()]

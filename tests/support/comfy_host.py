@@ -47,11 +47,30 @@ def start(comfy_path: str, cpu: bool = True):
     return nodes
 
 
+def _test_loader_module():
+    if "loaders" not in _started:
+        spec = importlib.util.spec_from_file_location("drag_edit_test_checkpoint", CHECKPOINT_NODE / "__init__.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        _started["loaders"] = module
+    return _started["loaders"]
+
+
 def register_test_checkpoint(nodes) -> str:
-    """Add the test-only checkpoint node (``tiny_checkpoint_node/``, the one a test server loads) to this process's
-    ComfyUI; returns its class name."""
-    spec = importlib.util.spec_from_file_location("drag_edit_test_checkpoint", CHECKPOINT_NODE / "__init__.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    """Add the test-only loader nodes (``tiny_checkpoint_node/``, the ones a test server loads) to this process's
+    ComfyUI; returns the checkpoint loader's class name."""
+    module = _test_loader_module()
     nodes.NODE_CLASS_MAPPINGS.update(module.NODE_CLASS_MAPPINGS)
     return next(iter(module.NODE_CLASS_MAPPINGS))
+
+
+def test_models(nodes):
+    """The test loaders' own copy of ``comfy_models`` (its shared, once-built models are the ones they return)."""
+    register_test_checkpoint(nodes)
+    return _test_loader_module()._models
+
+
+def test_loader_stand_ins(nodes) -> dict:
+    """``{stock loader: (stand-in class, the input naming its architecture)}``, registered in ``nodes``."""
+    register_test_checkpoint(nodes)
+    return dict(_test_loader_module().STAND_INS)

@@ -1,16 +1,20 @@
 """ComfyUI models built from ComfyUI's own model classes, with random weights (no checkpoint can be downloaded).
 
 Tiny ones for the host tests (SD1, SDXL, and the rectified-flow Flux and SD3); full SD1.5 and SDXL UNets (the real
-block structure and widths) for ``bench/``.
+block structure and widths) for ``bench/``; and the inpainting models ComfyUI itself detects from their weights
+(SDXL inpainting, Flux Fill: :func:`make_detected_model`).
 Needs ComfyUI on ``sys.path``.
 """
 import copy
+import functools
 
 import torch
 
 import comfy.model_base
+import comfy.model_detection
 import comfy.model_management as mm
 import comfy.model_patcher
+import comfy.sd
 import comfy.supported_models
 
 SD1_UNET = dict(
@@ -68,14 +72,37 @@ SD3_MMDIT = dict(
 )
 FLOW_KINDS = ("flux", "sd3")
 
+# The smallest SDXL that ComfyUI's detection names SDXL: its match (supported_models.SDXL.unet_config) fixes 320
+# channels, linear projections, the input transformer depths [0, 0, 2, 2, 10, 10], text width 2048 and the 2816-wide
+# ADM, but not the channel multipliers nor the middle and output transformers: 320 channels at every level and no
+# transformer outside the input blocks (134 M parameters, against SDXL's 2.6 G).  9 input channels make it an
+# inpainting model (the latent, the mask, the masked picture's latent).
+SDXL_INPAINT_UNET = dict(SDXL_FULL_UNET, in_channels=9, channel_mult=[1, 1, 1], transformer_depth_middle=-1,
+                         transformer_depth_output=[0] * 9)
+SDXL_CONTEXT = FULL_CONTEXT["sdxl"]
+# Flux Fill's input: the 16-channel latent, the masked picture's latent and the mask folded 8x8 into 64 channels,
+# 96 before the 2x2 patches (384 after), which is what ComfyUI detects Flux Fill by (supported_models.FluxInpaint).
+FLUX_FILL_CHANNELS = 96
+FLUX_FILL_DIT = dict(FLUX_DIT, in_channels=FLUX_FILL_CHANNELS)
+# ComfyUI's Flux detection reads the depths, inputs and guidance embedding off the weights but assumes Flux's widths;
+# the tiny Flux Fill is built at these instead (the full-width one for the bench keeps ComfyUI's).
+TINY_FLUX_WIDTHS = {key: FLUX_DIT[key] for key in ("hidden_size", "num_heads", "context_in_dim", "axes_dim")}
+# Flux's real widths (what ComfyUI's detection assumes), with ``depth`` double and ``depth_single_blocks`` single
+# blocks of Flux's 19 and 38 (bench/instant.py sets them).
+FLUX_FILL_FULL_DIT = dict(FLUX_FILL_DIT, vec_in_dim=768, context_in_dim=4096, hidden_size=3072, num_heads=24,
+                          axes_dim=[16, 56, 56])
+FLUX_FULL_CONTEXT = (4096, 768, 256)  # T5-XXL's width, CLIP-L's pooled width, the tokens ComfyUI pads T5 to
+DETECTED_KINDS = ("sdxl-inpaint", "flux-fill")
+
 
 def _randomize_full(module, seed, dtype):
-    """Fan-in-scaled random weights (norms at identity, biases 0), so a deep random UNet stays finite in fp16."""
+    """Fan-in-scaled random weights (norms at identity, biases 0), so a deep random UNet stays finite in fp16 (a
+    DiT's RMSNorm gain is called ``scale``)."""
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for name, tensor in module.state_dict(keep_vars=True).items():
             if "norm" in name or tensor.ndim < 2:
-                tensor.fill_(1.0 if "norm" in name and name.endswith("weight") else 0.0)
+                tensor.fill_(1.0 if "norm" in name and name.endswith(("weight", "scale")) else 0.0)
             else:
                 fan_in = tensor[0].numel()
                 tensor.copy_((torch.randn(tensor.shape, generator=generator) * (0.5 / fan_in ** 0.5)).to(dtype))
@@ -109,17 +136,18 @@ def make_full_model(kind: str = "sd15", seed: int = 0, dtype: torch.dtype = torc
                                             offload_device=mm.unet_offload_device())
 
 
-def make_full_vae(seed: int = 0):
-    """ComfyUI's VAE around SD's autoencoder (the real block structure and widths) with random weights."""
+def make_full_vae(seed: int = 0, latent_channels: int = 4):
+    """ComfyUI's VAE around SD's autoencoder (the real block structure and widths) with random weights;
+    ``latent_channels=16`` is the Flux VAE's structure (no quantisation convolutions)."""
     from diffusers import AutoencoderKL
 
-    import comfy.sd
-
+    flux = latent_channels == FLOW_CHANNELS
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        autoencoder = AutoencoderKL(block_out_channels=(128, 256, 512, 512), layers_per_block=2, latent_channels=4,
-                                    down_block_types=("DownEncoderBlock2D",) * 4,
-                                    up_block_types=("UpDecoderBlock2D",) * 4, sample_size=512)
+        autoencoder = AutoencoderKL(block_out_channels=(128, 256, 512, 512), layers_per_block=2,
+                                    latent_channels=latent_channels, down_block_types=("DownEncoderBlock2D",) * 4,
+                                    up_block_types=("UpDecoderBlock2D",) * 4, sample_size=512,
+                                    use_quant_conv=not flux, use_post_quant_conv=not flux)
     return comfy.sd.VAE(sd=autoencoder.state_dict())
 
 
@@ -151,6 +179,47 @@ def _flow_base(kind: str):
         model_class, model_type = comfy.model_base.SD3, comfy.model_base.ModelType.FLOW
     config.set_inference_dtype(torch.float32, None)
     return model_class(config, model_type=model_type)
+
+
+def _detected(state: dict, widths: dict | None = None, dtype: torch.dtype = torch.float32):
+    """The ModelPatcher ComfyUI's loader makes of these weights (``comfy.sd.load_diffusion_model_state_dict``: the
+    architecture detected from the state dict); ``widths`` replace the widths the detection assumes, the one step
+    that path cannot take for a narrowed model."""
+    if widths is None:
+        return comfy.sd.load_diffusion_model_state_dict(state, model_options={"dtype": dtype})
+    config = comfy.model_detection.model_config_from_unet(state, "")
+    config.unet_config.update(widths)
+    config.set_inference_dtype(dtype, None)
+    base = config.get_model(state, "")
+    base.load_model_weights(state, "")
+    return comfy.model_patcher.ModelPatcher(base, load_device=mm.get_torch_device(),
+                                            offload_device=mm.unet_offload_device())
+
+
+@functools.lru_cache(maxsize=None)
+def make_detected_model(kind: str, seed: int = 0, depths: tuple = (1, 1), dtype: torch.dtype = torch.float32):
+    """An inpainting model that ComfyUI detects from its weights, built once per process and shared (as a loader's
+    output is): ``sdxl-inpaint`` (:data:`SDXL_INPAINT_UNET`, loaded through ComfyUI's own diffusion-model path),
+    ``flux-fill`` (the tiny Flux's widths with Flux Fill's input, detected as Flux Fill) or ``flux-fill-full``
+    (Flux's real widths, ``depths`` double and single blocks, loaded through ComfyUI's own path)."""
+    if kind == "sdxl-inpaint":
+        config = comfy.supported_models.SDXL(dict(SDXL_INPAINT_UNET))
+        config.set_inference_dtype(torch.float32, None)
+        network = comfy.model_base.SDXL(config, model_type=comfy.model_base.ModelType.EPS).diffusion_model
+        _randomize_full(network, seed, torch.float32)
+        return _detected(network.state_dict(), dtype=dtype)
+    full = kind == "flux-fill-full"
+    if not full and kind != "flux-fill":
+        raise ValueError(f"unknown detected model kind {kind!r}")
+    config = comfy.supported_models.Flux(dict(FLUX_FILL_FULL_DIT, depth=depths[0], depth_single_blocks=depths[1])
+                                         if full else dict(FLUX_FILL_DIT))
+    config.set_inference_dtype(torch.float32, None)
+    network = comfy.model_base.Flux(config).diffusion_model
+    if full:
+        _randomize_full(network, seed, torch.float32)
+    else:
+        _randomize(network, seed)
+    return _detected(network.state_dict(), None if full else TINY_FLUX_WIDTHS, dtype)
 
 
 def make_model(kind: str = "sd1", seed: int = 0):

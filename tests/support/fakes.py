@@ -6,19 +6,21 @@ import torch
 
 
 class FakeCLIP:
-    """Stands in for a text encoder: a fixed random embedding per prompt, ``width`` wide (the tiny UNets' 32, SD1.5's
-    768), and a pooled vector ``pooled_width`` wide (``width`` unless given: Flux and SD3 pool to another width)."""
+    """Stands in for a text encoder: a fixed random embedding per prompt, ``tokens`` long and ``width`` wide (the tiny
+    UNets' 32, SD1.5's 768; Flux's T5-XXL: 256 of 4096), and a pooled vector ``pooled_width`` wide (``width`` unless
+    given: Flux and SD3 pool to another width)."""
 
-    def __init__(self, width: int = 32, pooled_width: int | None = None):
+    def __init__(self, width: int = 32, pooled_width: int | None = None, tokens: int = 77):
         self.width = width
         self.pooled_width = pooled_width or width
+        self.tokens = tokens
 
     def tokenize(self, text):
         return text
 
     def encode_from_tokens_scheduled(self, text):
         generator = torch.Generator().manual_seed(sum(map(ord, text)) + len(text))
-        tokens = torch.randn(1, 77, self.width, generator=generator)
+        tokens = torch.randn(1, self.tokens, self.width, generator=generator)
         pooled = torch.randn(1, self.pooled_width, generator=generator)
         return [[tokens, {"pooled_output": pooled}]]
 

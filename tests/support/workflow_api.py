@@ -54,23 +54,26 @@ def to_api_prompt(workflow: dict, class_mappings: dict, replace_types: dict | No
 
 
 def template_prompt(nodes, name: str, kind: str) -> dict:
-    """The template ``name`` as the API prompt the frontend queues, its checkpoint the test checkpoint node's
-    ``kind`` (``nodes``: ComfyUI's, see ``comfy_host``)."""
+    """The template ``name`` as the API prompt the frontend queues, each stock loader (checkpoint, or diffusion model,
+    text encoders and VAE) replaced by its test stand-in loading ``kind`` (``nodes``: ComfyUI's, see ``comfy_host``)."""
     from tests.support import comfy_host
 
-    checkpoint = comfy_host.register_test_checkpoint(nodes)
+    stand_ins = comfy_host.test_loader_stand_ins(nodes)
     prompt = to_api_prompt(json.loads((WORKFLOWS / name).read_text()), nodes.NODE_CLASS_MAPPINGS,
-                           {"CheckpointLoaderSimple": checkpoint})
+                           {stock: stand_in for stock, (stand_in, _) in stand_ins.items()})
+    named_by = dict(stand_ins.values())
     for node in prompt.values():
-        if node["class_type"] == checkpoint:
-            node["inputs"]["ckpt_name"] = kind
+        if node["class_type"] in named_by:
+            node["inputs"][named_by[node["class_type"]]] = kind
     return prompt
 
 
 def resize_template(prompt: dict, px: int) -> None:
-    """Work at ``px`` instead of the templates' 512: their Image Scale, points and painted regions (whose strokes
-    would scale themselves, but a region's queue-time check reads them at the size they name)."""
-    factor = px / TEMPLATE_SIZE
+    """Work at ``px`` instead of the template's size (its Image Scale's, 512 unless SDXL's or Flux's 1024): its Image
+    Scale, points and painted regions (whose strokes would scale themselves, but a region's queue-time check reads
+    them at the size they name)."""
+    sizes = [node["inputs"]["width"] for node in prompt.values() if node["class_type"] == "ImageScale"]
+    factor = px / (sizes[0] if sizes else TEMPLATE_SIZE)
     for node in prompt.values():
         inputs = node["inputs"]
         if node["class_type"] == "ImageScale":
