@@ -56,8 +56,7 @@ class GoodDragLatentOptimize(io.ComfyNode):
                 io.Int.Input("tracks_per_step", default=DEFAULTS.tracks_per_step, min=1, max=100,
                              tooltip=f"Point trackings per denoising step (GoodDrag: {DEFAULTS.tracks_per_step})."),
                 io.Int.Input("max_updates_per_track", default=DEFAULTS.max_updates_per_track, min=1, max=100,
-                             tooltip="Drag updates between two trackings, at most "
-                                     f"(GoodDrag: {DEFAULTS.max_updates_per_track})."),
+                             tooltip=f"Drag updates between trackings (GoodDrag: {DEFAULTS.max_updates_per_track})."),
                 io.Float.Input("step_bound", default=DEFAULTS.step_bound, min=0.5, max=32.0, step=0.5,
                                tooltip="Beta: how far (supervision px) the features are pulled per update, at most "
                                        f"(GoodDrag: {DEFAULTS.step_bound:g})."),
