@@ -10,7 +10,7 @@
 
 import { roundCoord } from "./drag_points_model.js";
 
-export const FORMAT = '{"size": [W, H], "strokes": [{"radius": r, "points": [[x, y], ...]}, {"erase": true, ...}]}';
+const FORMAT = '{"size": [W, H], "strokes": [{"radius": r, "points": [[x, y], ...]}, {"erase": true, ...}]}';
 /** What core/regions.py reads; a region past them would be refused at queue time, so the editor refuses it first. */
 export const LIMITS = Object.freeze({ chars: 200_000, strokes: 1_000, points: 20_000, side: 16_384, coord: 1e6 });
 export const RADIUS_RANGE = Object.freeze({ min: 1, max: 256 });
