@@ -32,6 +32,17 @@ def comfy():
 
 
 @pytest.fixture(scope="session")
+def frontend_server(frontend, tmp_path_factory):
+    """ComfyUI serving the test's ``frontend`` (tests/host/frontends.py) to every real-frontend test of that frontend,
+    in either mode; pytest groups those tests and stops the server before the next frontend's starts."""
+    from . import frontends
+
+    frontends.skip_unless_supported(frontend, "classic")
+    with frontends.serving(tmp_path_factory, frontend) as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
 def tiny(comfy):
     from tests.support import comfy_models
 

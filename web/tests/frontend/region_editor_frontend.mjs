@@ -17,9 +17,10 @@
 // 2 when the page could not be driven at all.
 
 import {
-  MIN_CONTRAST, NODE_CLASS, WARP_CLASS, arg, checkLayout, clickEditorButton, clickOnImage, closeDialogs, dragOnImage, editorInfo, editorLayout,
-  exposeEditorState, finishSummary, focusNodes, loadWorkflow, minimalWorkflow, newSummary, openComfy, queueFromPage,
-  recordException, regionWarpWorkflow, runSummaryScript, sampleEditor, serverAndBrowser, waitForEditor,
+  MIN_CONTRAST, NODE_CLASS, WARP_CLASS, arg, checkLayout, clickEditorButton, clickOnImage, closeDialogs, dragOnImage,
+  editorInfo, editorLayout, exposeEditorState, finishSummary, focusNodes, freshCopyOfInput, loadWorkflow,
+  minimalWorkflow, newSummary, nodesClip, openComfy, queueFromPage, recordException, regionWarpWorkflow,
+  runSummaryScript, sampleEditor, serverAndBrowser, waitForEditor,
 } from "./comfy_page.mjs";
 
 const { url: URL_, chromium: CHROMIUM, mode: MODE } = serverAndBrowser();
@@ -101,7 +102,8 @@ async function main() {
 
     // 1. Load Image -> Upscale Image -> Drag Region Warp: the editor shows the picture before any run
     session.setPhase("warp_load");
-    const loadError = await loadWorkflow(page, regionWarpWorkflow({ imageName: IMAGE, ...SCALED }));
+    const runImage = await freshCopyOfInput(URL_, IMAGE); // the run in step 6 must not be the server's cached one
+    const loadError = await loadWorkflow(page, regionWarpWorkflow({ imageName: runImage, ...SCALED }));
     check("warp_workflow_loads", !loadError, loadError ?? undefined);
     await focusNodes(page, [NODE_ID]);
     const loaded = await waitEditor(page, (i) => i.editor && i.imageLoaded && i.visible && i.client.width > 50,
@@ -172,7 +174,11 @@ async function main() {
     summary.warp_layout = layout;
     checkLayout(check, "warp_editor", layout);
     check("warp_toggle_legible", layout.contrast["Show original"] >= MIN_CONTRAST, layout.contrast);
-    if (SCREENSHOT) await page.screenshot({ path: SCREENSHOT });
+    if (SCREENSHOT) {
+      await page.mouse.move(5, 995); // no hover ring, no cursor
+      await page.waitForTimeout(300);
+      await page.screenshot({ path: SCREENSHOT, clip: await nodesClip(page, [1, 3, NODE_ID, 4]) });
+    }
 
     // 4. the handle off the region: the route's sentence in the status line; Ctrl+Z brings the preview back
     session.setPhase("preview_error");
