@@ -102,7 +102,8 @@ async function main() {
 
     // 1. Load Image -> Upscale Image -> Drag Region Warp: the editor shows the picture before any run
     session.setPhase("warp_load");
-    const runImage = await freshCopyOfInput(URL_, IMAGE); // the run in step 6 must not be the server's cached one
+    // the run in step 6 must not be the server's cached one (a screenshot keeps the picture's plain name)
+    const runImage = SCREENSHOT ? IMAGE : await freshCopyOfInput(URL_, IMAGE);
     const loadError = await loadWorkflow(page, regionWarpWorkflow({ imageName: runImage, ...SCALED }));
     check("warp_workflow_loads", !loadError, loadError ?? undefined);
     await focusNodes(page, [NODE_ID]);
@@ -176,6 +177,7 @@ async function main() {
     check("warp_toggle_legible", layout.contrast["Show original"] >= MIN_CONTRAST, layout.contrast);
     if (SCREENSHOT) {
       await page.mouse.move(5, 995); // no hover ring, no cursor
+      await page.evaluate(() => window.app.canvas.deselectAll?.()); // no selection outline and toolbox
       await page.waitForTimeout(300);
       await page.screenshot({ path: SCREENSHOT, clip: await nodesClip(page, [1, 3, NODE_ID, 4]) });
     }
