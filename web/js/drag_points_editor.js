@@ -279,9 +279,8 @@ function teardown(node) {
  */
 function takeOverStaleElement(state) {
   const stale = removedRoots.get(state.node.id);
-  if (!stale) return;
-  if (stale.isConnected && !state.dom.root.isConnected) stale.replaceWith(state.dom.root);
-  if (!stale.isConnected) removedRoots.delete(state.node.id);
+  if (stale?.isConnected && !state.dom.root.isConnected) stale.replaceWith(state.dom.root);
+  for (const [id, root] of removedRoots) if (!root.isConnected) removedRoots.delete(id); // off the page for good
 }
 
 /** Wrap a prototype method so ours runs after the original (which may be absent). */
