@@ -19,8 +19,9 @@ from . import server
 from .scene import write_picture
 
 MODES = ("classic", "nodes2")
-# Nodes 2.0 shows a node's DOM widgets (the editor) since the frontend's "DOMWidget for Vue" (October 2025, after
-# 1.27). 1.27's Vue rendering is a hidden experiment without them: it shows the editor's hidden text fields instead.
+# Vue-rendered nodes show DOM widgets (the editor) since the frontend's "Implement DOMWidget for vue" (October 2025,
+# after 1.27). 1.27.10's Vue rendering, a hidden experiment, shows the editor's hidden text fields instead (checked);
+# 1.58.1 renders the editor (tested). 1.28 is the first minor release after that change; not itself checked here.
 NODES2_SINCE = (1, 28)
 DIST_INFO = "comfyui_frontend_package-*.dist-info"
 
