@@ -15,7 +15,12 @@ from tests.support import comfy_host
 COMFYUI_PATH = os.environ.get("COMFYUI_PATH")
 
 
+@pytest.hookimpl(trylast=True)  # after pytest has grouped the real-frontend tests by frontend
 def pytest_collection_modifyitems(config, items):
+    # the real-frontend tests last: each frontend's server (frontend_server) then lives only while its tests run
+    uses_frontend = [item for item in items if "frontend" in getattr(getattr(item, "callspec", None), "params", {})]
+    last = set(uses_frontend)
+    items[:] = [item for item in items if item not in last] + uses_frontend
     if COMFYUI_PATH and (Path(COMFYUI_PATH) / "comfy").is_dir():
         return
     reason = ("host tests need a ComfyUI checkout: set COMFYUI_PATH=/path/to/ComfyUI "
