@@ -10,9 +10,9 @@
 //                                          else a minimal LoadImage -> Drag Latent Optimize graph
 //        [--pairs "x,y>x,y;x,y>x,y"]       handle>target in image pixels (default: 3 pairs)
 //        [--out docs/images/drag_point_editor.png] [--malformed-out file.png]
-//        [--chromium /usr/bin/chromium]
+//        [--mode classic|nodes2] [--chromium /usr/bin/chromium]
 // The README's picture is synthetic; make it with the host test's generator:
-//   python -c "from tests.host.test_frontend import write_picture; write_picture('/tmp/landscape.png')"
+//   python -c "from tests.host.scene import write_picture; write_picture('/tmp/landscape.png')"
 //   node dev/screenshot_point_editor.mjs --url ... --upload /tmp/landscape.png
 // Exit status: 0 ok, 1 a check failed (pairs not stored as clicked, errors from the pack), 2 setup failure.
 
@@ -27,11 +27,11 @@ const repo = path.resolve(here, "..");
 createRequire(path.join(repo, "web", "package.json")).resolve("playwright-core");
 const helpers = await import(pathToFileURL(path.join(repo, "web", "tests", "frontend", "comfy_page.mjs")).href);
 const {
-  NODE_CLASS, arg, editorInfo, exposeEditorState, focusNodes, imageToPage, loadWorkflow, minimalWorkflow, openComfy,
-  serverAndBrowser,
+  NODE_CLASS, arg, editorInfo, exposeEditorState, focusNodes, imageToPage, loadWorkflow, minimalWorkflow, nodesClip,
+  openComfy, serverAndBrowser,
 } = helpers;
 
-const { url: URL_, chromium: CHROMIUM } = serverAndBrowser("http://127.0.0.1:8199/");
+const { url: URL_, chromium: CHROMIUM, mode: MODE } = serverAndBrowser("http://127.0.0.1:8199/");
 const UPLOAD = arg("upload", null);
 const DEFAULT_WORKFLOW = path.join(repo, "workflows", "drag_real_image.json");
 const WORKFLOW = arg("workflow", fs.existsSync(DEFAULT_WORKFLOW) ? DEFAULT_WORKFLOW : null);
@@ -66,7 +66,8 @@ function chooseWorkflow(imageName) {
 async function main() {
   const imageName = UPLOAD ? await upload(UPLOAD) : arg("image", "scene.png");
   const { workflow, nodeId, file } = chooseWorkflow(imageName);
-  const session = await openComfy({ url: URL_, chromiumPath: CHROMIUM, viewport: { width: 1400, height: 1000 } });
+  const session = await openComfy({ url: URL_, chromiumPath: CHROMIUM, mode: MODE,
+    viewport: { width: 1400, height: 1000 } });
   const { page, errors } = session;
   let failed = false;
   try {
@@ -104,22 +105,7 @@ async function main() {
       window.app.canvas.setDirty(true, true);
     });
     await page.waitForTimeout(400);
-    const clip = await page.evaluate((id) => {
-      const app = window.app;
-      const n = app.graph.getNodeById(id);
-      const t = window.LiteGraph.NODE_TITLE_HEIGHT;
-      const [ox, oy] = app.canvas.ds.offset;
-      const s = app.canvas.ds.scale;
-      const r = app.canvas.canvas.getBoundingClientRect();
-      const pad = 12;
-      const top = 36; // room for the pack badge above the title bar
-      return {
-        x: Math.max(0, r.x + (n.pos[0] + ox) * s - pad),
-        y: Math.max(0, r.y + (n.pos[1] - t + oy) * s - top),
-        width: n.size[0] * s + 2 * pad,
-        height: (n.size[1] + t) * s + pad + top,
-      };
-    }, nodeId);
+    const clip = await nodesClip(page, [nodeId]);
     fs.mkdirSync(path.dirname(OUT), { recursive: true });
     await page.screenshot({ path: OUT, clip });
     console.log(`screenshot: ${OUT} (${fs.statSync(OUT).size} bytes)`);

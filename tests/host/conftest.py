@@ -15,7 +15,12 @@ from tests.support import comfy_host
 COMFYUI_PATH = os.environ.get("COMFYUI_PATH")
 
 
+@pytest.hookimpl(trylast=True)  # after pytest has grouped the real-frontend tests by frontend
 def pytest_collection_modifyitems(config, items):
+    # the real-frontend tests last: each frontend's server (frontend_server) then lives only while its tests run
+    uses_frontend = [item for item in items if "frontend" in getattr(getattr(item, "callspec", None), "params", {})]
+    last = set(uses_frontend)
+    items[:] = [item for item in items if item not in last] + uses_frontend
     if COMFYUI_PATH and (Path(COMFYUI_PATH) / "comfy").is_dir():
         return
     reason = ("host tests need a ComfyUI checkout: set COMFYUI_PATH=/path/to/ComfyUI "
@@ -29,6 +34,17 @@ def pytest_collection_modifyitems(config, items):
 def comfy():
     """Import ComfyUI on the CPU and load this pack as a custom node; returns ComfyUI's ``nodes`` module."""
     return comfy_host.start(COMFYUI_PATH)
+
+
+@pytest.fixture(scope="session")
+def frontend_server(frontend, tmp_path_factory):
+    """ComfyUI serving the test's ``frontend`` (tests/host/frontends.py) to every real-frontend test of that frontend,
+    in either mode; pytest groups those tests and stops the server before the next frontend's starts."""
+    from . import frontends
+
+    frontends.skip_unless_supported(frontend, "classic")
+    with frontends.serving(tmp_path_factory, frontend) as running:
+        yield running
 
 
 @pytest.fixture(scope="session")

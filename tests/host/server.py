@@ -69,9 +69,11 @@ TEMPLATE_MODELS = {"checkpoints": ["v1-5-pruned-emaonly.safetensors", "sd-v1-5-i
 
 
 @contextlib.contextmanager
-def serving(tmp_path_factory, name: str, inputs: dict, placeholder_checkpoint: bool = False, browser: bool = False):
+def serving(tmp_path_factory, name: str, inputs: dict, placeholder_checkpoint: bool = False, browser: bool = False,
+            extra_args=()):
     """A server for a test module: skipped (with the reason) where it cannot start; ``inputs`` maps file names in
-    its input folder to functions that write them; ``placeholder_checkpoint`` adds the templates' model names."""
+    its input folder to functions that write them; ``placeholder_checkpoint`` adds the templates' model names;
+    ``extra_args`` go to main.py (a frontend's --front-end-root)."""
     reason = browser_missing_requirement() if browser else missing_requirement()
     if reason:
         pytest.skip(reason)
@@ -84,10 +86,10 @@ def serving(tmp_path_factory, name: str, inputs: dict, placeholder_checkpoint: b
             (base / "models" / folder).mkdir(parents=True, exist_ok=True)
             for model in names:
                 (base / "models" / folder / model).write_bytes(b"never loaded")
-    with comfy_server(base) as started:
+    with comfy_server(base, extra_args) as started:
         yield started
 
 
-def comfy_server(base: Path):
+def comfy_server(base: Path, extra_args=()):
     """Serve ComfyUI (COMFYUI_PATH) on the CPU from ``base``; yields ``{"url", "base", "log"}``."""
-    return _comfy_server(base, COMFYUI_PATH)
+    return _comfy_server(base, COMFYUI_PATH, extra_args)

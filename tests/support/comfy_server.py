@@ -60,8 +60,9 @@ def _stop(proc):
 
 
 @contextlib.contextmanager
-def comfy_server(base: Path, comfyui_path: str):
-    """Serve ComfyUI on the CPU from a fresh base directory; yields ``{"url", "base", "log"}``."""
+def comfy_server(base: Path, comfyui_path: str, extra_args=()):
+    """Serve ComfyUI on the CPU from a fresh base directory, ``extra_args`` added to main.py's command line;
+    yields ``{"url", "base", "log"}``."""
     for sub in ("custom_nodes", "input", "output", "temp", "user", "models"):
         (base / sub).mkdir(exist_ok=True)
     (base / "custom_nodes" / PACK_NAME).symlink_to(PACK_ROOT, target_is_directory=True)
@@ -71,7 +72,8 @@ def comfy_server(base: Path, comfyui_path: str):
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
             [sys.executable, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(port),
-             "--base-directory", str(base), "--database-url", "sqlite:///:memory:", "--disable-api-nodes"],
+             "--base-directory", str(base), "--database-url", "sqlite:///:memory:", "--disable-api-nodes",
+             *extra_args],
             cwd=comfyui_path, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     try:
         url = f"http://127.0.0.1:{port}/"

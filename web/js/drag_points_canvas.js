@@ -1,6 +1,7 @@
 // Draws the drag pairs and the painted region over a contain-fitted image on a <canvas> and
 // turns pointer/keyboard input into model edits. Knows nothing about ComfyUI: the host passes
-// the texts in with setValue()/setRegionValue() and gets them back through onChange/onRegionChange.
+// the texts in with setValue()/setRegionValue() and gets them back through onChange/onRegionChange;
+// the status line is the host's to show (onStatus), outside the picture.
 
 import {
   COLORS,
@@ -30,9 +31,8 @@ import { EditHistory } from "./edit_history.js";
 import { RegionLayer } from "./region_layer.js";
 import { RADIUS_RANGE, RegionModel, emptyRegion, parseRegion } from "./region_model.js";
 
-export { COLORS };
-export const TOOLS = ["points", "brush", "eraser"];
-export const DEFAULT_BRUSH_RADIUS = 16; // image px
+const TOOLS = ["points", "brush", "eraser"];
+const DEFAULT_BRUSH_RADIUS = 16; // image px
 const TOOL_KEYS = { p: "points", b: "brush", e: "eraser" };
 const RADIUS_STEP = 1.25; // +/- keys: a quarter bigger or smaller
 
@@ -51,13 +51,17 @@ export class DragPointsCanvas {
    *   onRegionChange(text): the region changed (a completed stroke, clear, undo)
    *   onLiveEdit(): something that a live preview shows changed, finished or not (a drag, a stroke)
    *   onControlsChange(): the tool, the brush radius or the preview changed (so the controls can follow the keys)
+   *   onStatus({text, problem}): the status line (hint, cursor position, warning) changed
+   *   keyTarget: the element that takes the keyboard focus when the picture is clicked, and whose keys are the
+   *     editor's (default: the canvas, made focusable)
    */
   constructor(canvas, { onChange = () => {}, onRegionChange = () => {}, onLiveEdit = () => {},
-    onControlsChange = () => {}, hitRadius = DEFAULT_HIT_RADIUS } = {}) {
+    onControlsChange = () => {}, onStatus = () => {}, keyTarget = canvas, hitRadius = DEFAULT_HIT_RADIUS } = {}) {
     this.canvas = canvas;
     this.ctx = canvas.getContext("2d");
-    Object.assign(this, { onChange, onRegionChange, onLiveEdit, onControlsChange, hitRadius });
-    // one history: Ctrl+Z undoes the last edit, a point edit or a stroke
+    Object.assign(this, { onChange, onRegionChange, onLiveEdit, onControlsChange, onStatus, keyTarget, hitRadius });
+    this.status = null; // the last { text, problem } reported
+    // one history: Ctrl+Z undoes the last edit, a point edit or a stroke; Ctrl+Shift+Z redoes it
     this.history = new EditHistory();
     this.model = new DragPointsModel([], { onRecord: () => this.history.record("points") });
     this.region = new RegionModel({ onRecord: () => this.history.record("region") });
@@ -183,9 +187,18 @@ export class DragPointsCanvas {
 
   /** Undo the last edit, pairs or region alike. */
   undo() {
+    return this._travel("undo");
+  }
+
+  /** Redo the last undone edit (until the next edit). */
+  redo() {
+    return this._travel("redo");
+  }
+
+  _travel(direction) {
     if (this.error) return false;
     this._finishGestures();
-    const kind = this.history.undo({ points: this.model, region: this.region });
+    const kind = this.history[direction]({ points: this.model, region: this.region });
     if (kind === "region") this._afterRegionEdit(true);
     else this._afterEdit(kind === "points");
     return kind !== null;
@@ -259,11 +272,13 @@ export class DragPointsCanvas {
     ctx.textBaseline = "alphabetic";
 
     if (this.error) {
+      this._reportStatus("", false);
       return drawMessage(ctx, ["Cannot use the drag_points of this node:", this.error.message,
         "Press Clear to start again."], COLORS.error, this.cssSize);
     }
     const fit = this.fit;
     if (!fit) {
+      this._reportStatus("", false); // the message on the canvas says it all
       const count = this.model.pairCount;
       const strokes = this.region.strokeCount;
       return drawMessage(ctx, [
@@ -290,7 +305,8 @@ export class DragPointsCanvas {
       drawMessage(ctx, ["Cannot use the region of this node:", this.regionError.message,
         "Press Clear region to start again."], COLORS.error, this.cssSize, { outlined: true });
     }
-    this._drawStatus(fit);
+    this._drawNotice();
+    this._reportStatus(...this._statusLine(fit));
   }
 
   _drawPair(pair, index, fit) {
@@ -325,24 +341,33 @@ export class DragPointsCanvas {
     this._label(`${name} ${formatPoint(point)}`, [center[0] + MARKER_RADIUS + 4, center[1] + 16]);
   }
 
-  _drawStatus(fit) {
+  /** [text, problem] of the status line: a warning, the next step, the cursor position or a hint. */
+  _statusLine(fit) {
     const bounds = validateBounds(this.model.pairs, this.imageSize);
     const problem = bounds ? `Warning: ${bounds.message}` : this.paintError?.message;
-    let text = problem;
-    if (!text && this.model.pending) text = "Click to place the target (Esc cancels)";
-    else if (!text && this.hover?.canvasPoint && isInsideFit(this.hover.canvasPoint, fit)) {
-      text = `${formatPoint(canvasToImage(this.hover.canvasPoint, fit))} px`;
-      if (this.tool !== "points") text += ` · ${this.tool} ${this.radius} px`;
-    } else if (!text) text = this._hint();
+    if (problem) return [problem, true];
+    if (this.model.pending) return ["Click to place the target (Esc cancels)", false];
+    if (this.hover?.canvasPoint && isInsideFit(this.hover.canvasPoint, fit)) {
+      const at = `${formatPoint(canvasToImage(this.hover.canvasPoint, fit))} px`;
+      return [this.tool === "points" ? at : `${at} · ${this.tool} ${this.radius} px`, false];
+    }
+    return [this._hint(), false];
+  }
+
+  _reportStatus(text, problem) {
+    if (this.status?.text === text && this.status.problem === problem) return;
+    this.status = { text, problem };
+    this.onStatus(this.status);
+  }
+
+  /** The host's line (the preview's answer) at the bottom of the picture, just above the status line. */
+  _drawNotice() {
+    if (!this.notice) return;
     let y = this.cssSize.height - 6;
-    this._label(text, [6, y], problem ? COLORS.error : COLORS.text);
-    if (this.notice) {
-      // the host's line (the preview's answer) sits above, wrapped upwards
-      const lines = wrapText(this.ctx, this.notice.text, this.cssSize.width - 12);
-      for (const line of lines.reverse()) {
-        y -= 16;
-        this._label(line, [6, y], this.notice.error ? COLORS.error : COLORS.text);
-      }
+    const lines = wrapText(this.ctx, this.notice.text, this.cssSize.width - 12);
+    for (const line of lines.reverse()) {
+      this._label(line, [6, y], this.notice.error ? COLORS.error : COLORS.text);
+      y -= 16;
     }
   }
 
@@ -359,9 +384,9 @@ export class DragPointsCanvas {
   // --- input ----------------------------------------------------------------------
 
   _attachEvents() {
-    const { canvas } = this;
+    const { canvas, keyTarget } = this;
     // focusable so Delete / Ctrl+Z reach us instead of the page
-    if (!canvas.hasAttribute("tabindex")) canvas.tabIndex = 0;
+    if (keyTarget === canvas && !canvas.hasAttribute("tabindex")) canvas.tabIndex = 0;
     canvas.style.touchAction = "none";
     canvas.style.outline = "none";
     this._on(canvas, "pointerdown", (e) => this._onPointerDown(e));
@@ -372,7 +397,7 @@ export class DragPointsCanvas {
       if (!this.dragRef && !this.painting) this._setHover(null);
     });
     this._on(canvas, "contextmenu", (e) => this._onContextMenu(e));
-    this._on(canvas, "keydown", (e) => this._onKeyDown(e));
+    this._on(keyTarget, "keydown", (e) => this.handleKey(e));
     if (typeof ResizeObserver !== "undefined") {
       this._resizeObserver = new ResizeObserver(() => this.resize());
       this._resizeObserver.observe(canvas);
@@ -404,7 +429,7 @@ export class DragPointsCanvas {
 
   _onPointerDown(event) {
     if (event.button !== 0) return;
-    this.canvas.focus?.({ preventScroll: true });
+    this.keyTarget.focus?.({ preventScroll: true });
     event.preventDefault();
     event.stopPropagation(); // keep the host (graph canvas) from starting a node drag
     const fit = this.fit;
@@ -493,12 +518,16 @@ export class DragPointsCanvas {
     if (ref) this._deleteAt(ref);
   }
 
-  _onKeyDown(event) {
+  /** A keydown in the editor: handles its keys (returns true) and keeps them from the page; others pass. */
+  handleKey(event) {
     const key = event.key;
+    const command = (event.ctrlKey || event.metaKey) && !event.altKey;
     const plain = !event.ctrlKey && !event.metaKey && !event.altKey;
     let handled = true;
-    if ((event.ctrlKey || event.metaKey) && !event.shiftKey && key.toLowerCase() === "z") this.undo();
-    else if (key === "Delete" || key === "Backspace") {
+    if (command && !event.shiftKey && key.toLowerCase() === "z") this.undo();
+    else if (command && ((event.shiftKey && key.toLowerCase() === "z") || (!event.shiftKey && key.toLowerCase() === "y"))) {
+      this.redo();
+    } else if (key === "Delete" || key === "Backspace") {
       if (this.hover?.ref && !this.error) this._deleteAt(this.hover.ref);
     } else if (key === "Escape") {
       if (this.painting) {
@@ -516,6 +545,7 @@ export class DragPointsCanvas {
       event.preventDefault();
       event.stopPropagation();
     }
+    return handled;
   }
 
   _deleteAt(ref) {

@@ -8,7 +8,7 @@ import { app } from "../../scripts/app.js";
 import { api } from "../../scripts/api.js";
 import { DragPointsCanvas } from "./drag_points_canvas.js";
 import { WarpPreview } from "./region_preview.js";
-import { buildElement, hideWidget, syncToolbar } from "./editor_dom.js";
+import { buildElement, hideWidget, minimumHeight, showStatus, syncToolbar } from "./editor_dom.js";
 
 // The drag methods and the instant drag take the same drag_points, region and image inputs.
 const NODE_CLASSES = new Set(["DragEdit_DragLatentOptimize", "DragEdit_GoodDragLatentOptimize", "DragEdit_RegionWarp"]);
@@ -18,7 +18,6 @@ const POINTS_WIDGET = "drag_points";
 const REGION_WIDGET = "region";
 const KERNEL_WIDGET = "kernel";
 const IMAGE_INPUT = "image";
-const MIN_HEIGHT = 300;
 const MIN_WIDTH = 360;
 // Polling catches every way the value or upstream image can change (paste,
 // workflow undo, combo edits, Vue-rendered nodes) without patching frontend internals.
@@ -29,6 +28,8 @@ const MAX_REROUTE_HOPS = 16;
 const RESIZE_NODES = new Set(["ImageScale"]);
 
 const editorStates = new WeakMap();
+// Editors of removed nodes, by node id, whose element may still be on the page: see takeOverStaleElement.
+const removedRoots = new Map();
 
 /** For tests and debugging: the editor state attached to a node, if any. */
 export function getEditorState(node) {
@@ -43,7 +44,7 @@ function viewURL({ filename, subfolder = "", type = "input" }) {
 }
 
 /** LoadImage combo value "sub/dir/name.png [input]" -> { filename, subfolder, type }. */
-export function parseImageWidgetValue(value) {
+function parseImageWidgetValue(value) {
   if (typeof value !== "string" || !value.trim()) return null;
   let name = value.trim();
   let type = "input";
@@ -210,16 +211,15 @@ function setupNode(node, nodeClass) {
     loadToken: 0, knownSize: null, timer: null };
   const dom = buildElement({ region: Boolean(regionWidget), preview: previewed });
   state.dom = dom;
-  // ComfyUI's change tracker (a window keydown listener, capture phase, so before ours) runs a graph undo on
-  // Ctrl+Z unless the focused element looks like a text field: an INPUT, or one whose `type` is "textarea".
-  // The editor has its own undo, so its canvas says it is one; otherwise one Ctrl+Z would undo twice and
-  // reload the whole graph.
-  dom.canvas.type = "textarea";
+  // The frontend's graph undo/redo (a window keydown listener in the capture phase, before any of ours) skips
+  // keys typed in text fields: the editor's keys are typed in one (dom.keys), so Ctrl+Z is the editor's alone.
   state.editor = new DragPointsCanvas(dom.canvas, {
+    keyTarget: dom.keys,
     onChange: (json) => writeWidget(state, widget, json),
     onRegionChange: (text) => regionWidget && writeWidget(state, regionWidget, text),
     onLiveEdit: () => state.preview?.update(),
     onControlsChange: () => syncToolbar(dom, state.editor),
+    onStatus: (status) => showStatus(dom, status),
   });
   if (previewed) {
     state.preview = new WarpPreview(state.editor, {
@@ -234,7 +234,7 @@ function setupNode(node, nodeClass) {
   const domWidget = node.addDOMWidget("drag_points_editor", "drag_points_editor", dom.root, {
     serialize: false, // the hidden STRING widgets carry the data
     hideOnZoom: false,
-    getMinHeight: () => MIN_HEIGHT,
+    getMinHeight: () => minimumHeight(dom), // classic nodes; Vue-rendered ones follow the element's CSS
     getValue: () => state.editor.getValue(),
     setValue: () => {},
   });
@@ -249,6 +249,7 @@ function setupNode(node, nodeClass) {
   state.timer = setInterval(() => {
     if (node.graph) hadGraph = true;
     else if (hadGraph) return teardown(node); // removed without onRemoved
+    takeOverStaleElement(state);
     syncFromWidget(state);
     refreshUpstream(state);
     state.preview?.update(); // the kernel, a new picture, outside edits
@@ -268,6 +269,18 @@ function teardown(node) {
   state.preview?.destroy();
   state.editor.destroy();
   editorStates.delete(node);
+  removedRoots.set(node.id, state.dom.root);
+}
+
+/**
+ * A graph reloaded in place (the frontend's graph undo) replaces every node by a new one of the same id. Nodes
+ * rendered by Vue keep their component, which keeps showing the removed node's editor, now inert. While that
+ * element is on the page and this node's is not, this one takes its place.
+ */
+function takeOverStaleElement(state) {
+  const stale = removedRoots.get(state.node.id);
+  if (stale?.isConnected && !state.dom.root.isConnected) stale.replaceWith(state.dom.root);
+  for (const [id, root] of removedRoots) if (!root.isConnected) removedRoots.delete(id); // off the page for good
 }
 
 /** Wrap a prototype method so ours runs after the original (which may be absent). */

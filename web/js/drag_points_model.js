@@ -23,6 +23,15 @@ function copyPair(pair) {
   return { handle: copyPoint(pair.handle), target: copyPoint(pair.target) };
 }
 
+/**
+ * Push onto an undo or redo stack of at most MAX_UNDO snapshots. With a shared history, another model's edit
+ * leaves this model's redo snapshots unreachable without clearing them; the cap drops those, the oldest, first.
+ */
+function keep(stack, snapshot) {
+  stack.push(snapshot);
+  if (stack.length > MAX_UNDO) stack.shift();
+}
+
 function distance(a, b) {
   return Math.hypot(a[0] - b[0], a[1] - b[1]);
 }
@@ -169,7 +178,7 @@ export function formatPoint(point) {
 }
 
 // ---------------------------------------------------------------------------
-// Editable state with undo
+// Editable state with undo and redo
 
 /**
  * An endpoint reference is { index, end } with end "handle" | "target", or
@@ -181,6 +190,7 @@ export class DragPointsModel {
     this._pairs = pairs.map(copyPair);
     this._pending = null;
     this._undo = [];
+    this._redo = []; // states undone, until the next edit
     this._gestureStart = null; // snapshot taken by beginGesture()
     this._onRecord = onRecord;
   }
@@ -201,11 +211,16 @@ export class DragPointsModel {
     return this._undo.length > 0;
   }
 
+  get canRedo() {
+    return this._redo.length > 0;
+  }
+
   /** Replace the whole state from outside (load/paste); history no longer applies. */
   load(pairs) {
     this._pairs = pairs.map(copyPair);
     this._pending = null;
     this._undo = [];
+    this._redo = [];
     this._gestureStart = null;
   }
 
@@ -269,7 +284,18 @@ export class DragPointsModel {
     if (this._gestureStart) this.endGesture();
     const previous = this._undo.pop();
     if (!previous) return false;
+    keep(this._redo, this._snapshot());
     this._restore(previous);
+    return true;
+  }
+
+  /** Take back the last undo; nothing to redo after a new edit. */
+  redo() {
+    if (this._gestureStart) this.endGesture(); // a drag in progress is a new edit
+    const next = this._redo.pop();
+    if (!next) return false;
+    keep(this._undo, this._snapshot());
+    this._restore(next);
     return true;
   }
 
@@ -332,9 +358,10 @@ export class DragPointsModel {
     if (!this._gestureStart) this._push(this._snapshot());
   }
 
+  /** A new edit: its undo step, and what was undone before can no longer be redone. */
   _push(snapshot) {
-    this._undo.push(snapshot);
-    if (this._undo.length > MAX_UNDO) this._undo.shift();
+    keep(this._undo, snapshot);
+    this._redo = [];
     this._onRecord();
   }
 }

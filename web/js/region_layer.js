@@ -6,8 +6,8 @@
 // polyline, which is the definition core/regions.py rasterises; the browser's antialiasing is
 // the only difference on screen.
 
-export const REGION_COLOR = "#ff40d0";
-export const REGION_ALPHA = 0.42;
+const REGION_COLOR = "#ff40d0";
+const REGION_ALPHA = 0.42;
 
 function makeCanvas(width, height) {
   if (typeof OffscreenCanvas !== "undefined") return new OffscreenCanvas(width, height);
@@ -21,7 +21,7 @@ function makeCanvas(width, height) {
  * Draw strokes onto `ctx`, whose pixels are `scale` [x, y] per pixel of the strokes' picture;
  * the radius scales by the geometric mean of the two, as in core/regions.py.
  */
-export function paintStrokes(ctx, strokes, scale) {
+function paintStrokes(ctx, strokes, scale) {
   const sx = scale[0];
   const sy = scale[1];
   const radiusScale = Math.sqrt(sx * sy);

@@ -1,5 +1,5 @@
 // Pure model of the painted region: brush and eraser strokes, their JSON (the node's
-// hidden `region` text, read by core/regions.py, which defines what a region is) and undo.
+// hidden `region` text, read by core/regions.py, which defines what a region is), undo and redo.
 // No DOM or ComfyUI imports so it can be unit-tested under plain Node.
 //
 //   {"size": [W, H], "strokes": [{"radius": r, "points": [[x, y], ...]}, {"erase": true, "radius": r, ...}]}
@@ -10,7 +10,7 @@
 
 import { roundCoord } from "./drag_points_model.js";
 
-export const FORMAT = '{"size": [W, H], "strokes": [{"radius": r, "points": [[x, y], ...]}, {"erase": true, ...}]}';
+const FORMAT = '{"size": [W, H], "strokes": [{"radius": r, "points": [[x, y], ...]}, {"erase": true, ...}]}';
 /** What core/regions.py reads; a region past them would be refused at queue time, so the editor refuses it first. */
 export const LIMITS = Object.freeze({ chars: 200_000, strokes: 1_000, points: 20_000, side: 16_384, coord: 1e6 });
 export const RADIUS_RANGE = Object.freeze({ min: 1, max: 256 });
@@ -25,6 +25,12 @@ function fail(code, message, extra = {}) {
 
 function isCoordinate(value) {
   return typeof value === "number" && Number.isFinite(value) && Math.abs(value) <= LIMITS.coord;
+}
+
+/** Push onto an undo or redo stack; the cap also drops redo states another model's edit left unreachable. */
+function keep(stack, state) {
+  stack.push(state);
+  if (stack.length > MAX_UNDO) stack.shift();
 }
 
 function distance(a, b) {
@@ -141,7 +147,7 @@ export function serializeRegion({ size, strokes }) {
 }
 
 // ---------------------------------------------------------------------------
-// Editable state with undo
+// Editable state with undo and redo
 
 export class RegionModel {
   /** @param {{onRecord?: () => void}} options onRecord runs whenever an undo step is stored (shared history). */
@@ -150,6 +156,7 @@ export class RegionModel {
     this._strokes = [];
     this._active = null; // the stroke being painted: { erase, radius, points, size, scale }
     this._undo = [];
+    this._redo = []; // states undone, until the next edit
     this._onRecord = onRecord;
     this._version = 0; // changes with the committed strokes (drawing caches key on it)
   }
@@ -185,12 +192,17 @@ export class RegionModel {
     return this._undo.length > 0;
   }
 
+  get canRedo() {
+    return this._redo.length > 0;
+  }
+
   /** Replace everything from outside (widget value); history no longer applies. */
   load(region) {
     this._size = region?.size && region.strokes?.length ? { ...region.size } : null;
     this._strokes = (region?.strokes ?? []).map(freezeStroke);
     this._active = null;
     this._undo = [];
+    this._redo = [];
     this._version++;
   }
 
@@ -274,13 +286,12 @@ export class RegionModel {
   }
 
   undo() {
-    this._active = null;
-    const previous = this._undo.pop();
-    if (!previous) return false;
-    this._size = previous.size;
-    this._strokes = previous.strokes;
-    this._version++;
-    return true;
+    return this._step(this._undo, this._redo);
+  }
+
+  /** Take back the last undo; nothing to redo after a new stroke or clear. */
+  redo() {
+    return this._step(this._redo, this._undo);
   }
 
   // --- internals ------------------------------------------------------------
@@ -304,9 +315,26 @@ export class RegionModel {
     return freezeStroke(a);
   }
 
+  /** Restore the latest state of `from`, keeping the current one on `to` (undo: from undo to redo). */
+  _step(from, to) {
+    this._active = null;
+    const state = from.pop();
+    if (!state) return false;
+    keep(to, this._state());
+    this._size = state.size;
+    this._strokes = state.strokes;
+    this._version++;
+    return true;
+  }
+
+  _state() {
+    return { size: this._size, strokes: this._strokes };
+  }
+
+  /** A new edit: its undo step, and what was undone before can no longer be redone. */
   _record() {
-    this._undo.push({ size: this._size, strokes: this._strokes });
-    if (this._undo.length > MAX_UNDO) this._undo.shift();
+    keep(this._undo, this._state());
+    this._redo = [];
     this._onRecord();
   }
 }

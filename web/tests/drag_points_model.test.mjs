@@ -111,12 +111,61 @@ describe("pair editing", () => {
     assert.equal(model.canUndo, false);
   });
 
+  test("redo takes back undos in reverse order, ending where the edits ended", () => {
+    const model = new DragPointsModel();
+    assert.equal(model.redo(), false);
+    model.addPoint([1, 1]);
+    model.addPoint([2, 2]);
+    model.movePoint({ index: 0, end: "target" }, [3, 3]);
+    const edited = model.serialize();
+    for (let i = 0; i < 3; i++) assert.ok(model.undo());
+    assert.equal(model.pending, null);
+    assert.ok(model.canRedo);
+    assert.ok(model.redo());
+    assert.deepEqual(model.pending, [1, 1]);
+    assert.ok(model.redo());
+    assert.deepEqual(model.pairs, [{ handle: [1, 1], target: [2, 2] }]);
+    assert.ok(model.redo());
+    assert.equal(model.serialize(), edited);
+    assert.equal(model.redo(), false);
+    assert.ok(model.undo()); // a redone step can be undone again
+    assert.deepEqual(model.pairs, [{ handle: [1, 1], target: [2, 2] }]);
+  });
+
+  test("a new edit after an undo leaves nothing to redo", () => {
+    const model = new DragPointsModel([{ handle: [1, 1], target: [2, 2] }]);
+    model.clear();
+    model.undo();
+    model.movePoint({ index: 0, end: "handle" }, [7, 7]);
+    assert.equal(model.canRedo, false);
+    assert.equal(model.redo(), false);
+    assert.deepEqual(model.pairs, [{ handle: [7, 7], target: [2, 2] }]);
+  });
+
+  test("redo of a whole drag; a drag in progress at redo is an edit, so nothing is redone", () => {
+    const model = new DragPointsModel([{ handle: [1, 1], target: [2, 2] }]);
+    model.beginGesture();
+    for (let i = 0; i < 5; i++) model.movePoint({ index: 0, end: "handle" }, [i, 10]);
+    model.endGesture();
+    model.undo();
+    assert.ok(model.redo());
+    assert.deepEqual(model.pairs[0].handle, [4, 10]);
+    model.undo();
+    model.beginGesture();
+    model.movePoint({ index: 0, end: "target" }, [9, 9]);
+    assert.equal(model.redo(), false);
+    assert.deepEqual(model.pairs, [{ handle: [1, 1], target: [9, 9] }]);
+  });
+
   test("load replaces state and forgets history", () => {
     const model = new DragPointsModel();
     model.addPoint([1, 1]);
+    model.addPoint([2, 2]);
+    model.undo();
     model.load([{ handle: [4, 4], target: [5, 5] }]);
     assert.equal(model.pending, null);
     assert.equal(model.canUndo, false);
+    assert.equal(model.canRedo, false);
     assert.equal(model.serialize(), '[{"handle":[4,4],"target":[5,5]}]');
   });
 });

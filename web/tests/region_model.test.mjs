@@ -136,6 +136,29 @@ describe("undo and clear", () => {
     assert.equal(model.undo(), false);
   });
 
+  test("redo repaints undone strokes and an undone clear; a new stroke drops what was undone", () => {
+    const model = new RegionModel();
+    paint(model, [[10, 10], [20, 10]]);
+    paint(model, [[10, 30], [20, 30]]);
+    const two = model.serialize();
+    model.clear();
+    model.undo();
+    model.undo();
+    assert.equal(model.strokeCount, 1);
+    assert.ok(model.canRedo);
+    assert.equal(model.redo(), true);
+    assert.equal(model.serialize(), two);
+    assert.equal(model.redo(), true); // the clear again
+    assert.equal(model.serialize(), "");
+    assert.equal(model.redo(), false);
+    model.undo();
+    model.undo();
+    paint(model, [[50, 50]]);
+    assert.equal(model.canRedo, false);
+    assert.equal(model.redo(), false);
+    assert.equal(model.strokeCount, 2);
+  });
+
   test("clearing nothing records nothing", () => {
     const model = new RegionModel();
     assert.equal(model.clear(), false);
@@ -145,9 +168,12 @@ describe("undo and clear", () => {
   test("load replaces the strokes and forgets the history", () => {
     const model = new RegionModel();
     paint(model, [[10, 10], [20, 10]]);
+    paint(model, [[10, 20]]);
+    model.undo();
     const result = parseRegion('{"size":[100,50],"strokes":[{"radius":3,"points":[[1,2]]}]}');
     model.load(result.region);
     assert.equal(model.canUndo, false);
+    assert.equal(model.canRedo, false);
     assert.deepEqual(model.size, { width: 100, height: 50 });
     model.load(emptyRegion());
     assert.equal(model.serialize(), "");
@@ -311,7 +337,8 @@ describe("one history over pairs and region", () => {
     const points = new DragPointsModel([], { onRecord: () => history.record("points") });
     const region = new RegionModel({ onRecord: () => history.record("region") });
     const undo = () => history.undo({ points, region });
-    return { history, points, region, undo };
+    const redo = () => history.redo({ points, region });
+    return { history, points, region, undo, redo };
   }
 
   test("Ctrl+Z undoes the last edit, a stroke or a point edit", () => {
@@ -337,6 +364,53 @@ describe("one history over pairs and region", () => {
     assert.equal(undo(), null);
   });
 
+  test("Ctrl+Shift+Z redoes the undone edits in order, across both models", () => {
+    const { points, region, undo, redo } = editor();
+    points.addPoint([10, 10]);
+    points.addPoint([20, 20]);
+    paint(region, [[5, 5], [40, 5]]);
+    points.clear();
+    const states = () => [points.serialize(), region.serialize()];
+    const edited = states();
+    assert.equal(redo(), null);
+    assert.deepEqual([undo(), undo(), undo()], ["points", "region", "points"]);
+    assert.deepEqual(points.pending, [10, 10]);
+    assert.deepEqual([redo(), redo()], ["points", "region"]);
+    assert.deepEqual(points.pairs, [{ handle: [10, 10], target: [20, 20] }]);
+    assert.equal(region.strokeCount, 1);
+    assert.equal(redo(), "points");
+    assert.deepEqual(states(), edited);
+    assert.equal(redo(), null);
+    assert.equal(undo(), "points"); // redone steps are undoable again
+    assert.equal(points.pairCount, 1);
+  });
+
+  test("an edit of either model ends the redo of both", () => {
+    const { history, points, region, undo, redo } = editor();
+    points.addPoint([10, 10]);
+    points.addPoint([20, 20]);
+    paint(region, [[5, 5]]);
+    undo(); // the stroke
+    undo(); // the target
+    points.addPoint([30, 30]); // a new target: the undone stroke and target are gone for good
+    assert.equal(history.canRedo, false);
+    assert.equal(redo(), null);
+    assert.equal(region.strokeCount, 0);
+    assert.deepEqual(points.pairs, [{ handle: [10, 10], target: [30, 30] }]);
+  });
+
+  test("a model's redo state left behind by the other model's edit never comes back", () => {
+    const { points, region, undo, redo } = editor();
+    paint(region, [[5, 5]]);
+    paint(region, [[60, 60]]);
+    undo(); // the second stroke, kept by the region model for a redo
+    points.addPoint([1, 1]); // ... which this edit makes unreachable
+    undo();
+    undo(); // the first stroke
+    assert.deepEqual([redo(), redo(), redo()], ["region", "points", null]);
+    assert.deepEqual(JSON.parse(region.serialize()).strokes.map((stroke) => stroke.points), [[[5, 5]]]);
+  });
+
   test("forget drops one model's steps (its value was replaced from outside)", () => {
     const { history, points, region, undo } = editor();
     paint(region, [[5, 5]]);
@@ -345,6 +419,18 @@ describe("one history over pairs and region", () => {
     history.forget("points");
     assert.equal(history.length, 1);
     assert.equal(undo(), "region");
+  });
+
+  test("forget also drops the model's undone steps", () => {
+    const { history, points, region, undo, redo } = editor();
+    paint(region, [[5, 5]]);
+    points.addPoint([1, 1]);
+    undo();
+    undo();
+    points.load([]);
+    history.forget("points");
+    assert.equal(redo(), "region");
+    assert.equal(redo(), null);
   });
 
   test("a step its model no longer holds is skipped", () => {

@@ -406,6 +406,30 @@ describe("region painting (index.html)", () => {
     await page.keyboard.press("Escape"); // drop the pending handle
   });
 
+  test("Ctrl+Shift+Z and Ctrl+Y redo what Ctrl+Z undid, strokes and point edits in one history", async () => {
+    await page.keyboard.press("p");
+    await page.mouse.click(...at([120, 200]));
+    await page.mouse.click(...at([250, 120]));
+    await page.keyboard.press("b");
+    await drag(...STROKE);
+    const pairs = await harness(() => window.harness.editor.getValue());
+    const region = await regionValue();
+    await page.keyboard.press("Control+z");
+    await page.keyboard.press("Control+z");
+    assert.equal(await regionValue(), "");
+    assert.equal(await harness(() => window.harness.editor.getValue()), "[]");
+    await page.keyboard.press("Control+Shift+Z");
+    assert.equal(await harness(() => window.harness.editor.getValue()), pairs, "the target first");
+    assert.equal(await regionValue(), "");
+    await page.keyboard.press("Control+y");
+    assert.equal(await regionValue(), region, "then the stroke");
+    assert.equal(await lastRegionChange(), region, "redo writes the value");
+    await page.keyboard.press("Control+y"); // nothing left to redo
+    assert.equal(await regionValue(), region);
+    for (let i = 0; i < 3; i++) await page.keyboard.press("Control+z"); // back to no pairs and no region
+    assert.equal(await harness(() => window.harness.editor.getValue()), "[]");
+  });
+
   test("Clear region is undoable", async () => {
     await drag(...STROKE);
     const painted = await regionValue();
@@ -464,17 +488,17 @@ describe("ComfyUI glue against a fake host (editor.html)", () => {
         minHeight: dom.options.getMinHeight(),
         editorValue: state().editor.getValue(),
         width: node.size[0],
-        buttons: [...dom.element.querySelectorAll("button")].map((b) => b.textContent),
+        buttons: [...dom.element.querySelectorAll("input[type=button]")].map((b) => b.value),
         regionHidden: node.widgets.find((w) => w.name === "region").hidden,
       };
     });
     assert.equal(info.hidden, true);
     assert.equal(info.domSerialize, false);
     assert.equal(info.optionSerialize, false);
-    assert.ok(info.minHeight > 100);
+    assert.ok(info.minHeight >= 300, "the picture's 300 px and the rows around it");
     assert.equal(info.editorValue, '[{"handle":[10,10],"target":[20,20]}]');
     assert.ok(info.width >= 320);
-    assert.deepEqual(info.buttons, ["Points", "Brush", "Eraser", "Undo", "Clear", "Clear region"]);
+    assert.deepEqual(info.buttons, ["Points", "Brush", "Eraser", "Undo", "Redo", "Clear", "Clear region"]);
     assert.equal(info.regionHidden, true);
   });
 
@@ -500,6 +524,60 @@ describe("ComfyUI glue against a fake host (editor.html)", () => {
     assert.equal(JSON.parse(await state(() => window.harness.pointsWidget().value)).length, 2);
   });
 
+  test("the editor's keys go to a read-only text field, which a click on the picture or a button focuses", async () => {
+    const points = () => state(() => window.harness.pointsWidget().value);
+    const focused = () => state(() => {
+      const el = document.activeElement;
+      return { tag: el.tagName, readOnly: el.readOnly, inEditor: document.querySelector("#host").contains(el) };
+    });
+    const box = await page.locator("#host canvas").boundingBox();
+    await page.mouse.click(box.x + box.width * 0.5, box.y + box.height * 0.8); // a handle waiting for its target
+    assert.deepEqual(await focused(), { tag: "TEXTAREA", readOnly: true, inEditor: true });
+    await page.keyboard.press("Escape");
+    assert.equal(await state(() => window.harness.state().editor.model.pending), null);
+    const two = await points();
+    await hostButton("Clear").click();
+    assert.deepEqual(await focused(), { tag: "TEXTAREA", readOnly: true, inEditor: true }, "the keys are back");
+    await page.keyboard.press("Control+z");
+    assert.equal(await points(), two);
+    await page.keyboard.press("Control+Shift+Z");
+    assert.equal(await points(), "[]");
+    await page.keyboard.press("Control+z");
+    await page.keyboard.press("Control+y");
+    assert.equal(await points(), "[]");
+    await hostButton("Undo").click();
+    assert.equal(await points(), two);
+    await hostButton("Redo").click();
+    assert.equal(await points(), "[]");
+    await hostButton("Undo").click();
+    assert.equal(await points(), two);
+  });
+
+  test("the editor's keys stop at the editor; the others reach the page", async () => {
+    await state(() => {
+      window.keysSeen = [];
+      window.addEventListener("keydown", (e) => window.keysSeen.push({ key: e.key, prevented: e.defaultPrevented }));
+    });
+    await page.locator("#host textarea").focus();
+    const before = await state(() => window.harness.pointsWidget().value);
+    // each edit undone and redone, the tool and radius back as they were
+    for (const key of ["Control+z", "Control+y", "Control+z", "Control+Shift+Z", "Delete", "Escape", "b", "p", "+", "-",
+      "Control+s"]) {
+      await page.keyboard.press(key);
+    }
+    const seen = await state(() => window.keysSeen.filter((k) => !["Control", "Shift"].includes(k.key)));
+    assert.deepEqual(seen, [{ key: "s", prevented: false }]);
+    assert.equal(await state(() => window.harness.pointsWidget().value), before);
+  });
+
+  test("the status line is under the picture and follows the cursor", async () => {
+    const box = await page.locator("#host canvas").boundingBox();
+    await page.mouse.move(box.x + box.width * 0.5, box.y + box.height * 0.5);
+    const status = page.locator("#host canvas").locator("xpath=../following-sibling::div[1]");
+    assert.match(await status.textContent(), /^\(150, 100\) px$/);
+    assert.ok((await status.boundingBox()).y >= box.y + box.height, "not over the picture");
+  });
+
   test("the Brush button paints into the hidden region widget; Undo takes the stroke back", async () => {
     const regionWidget = () => state(() => window.harness.widget(window.harness.node, "region").value);
     await hostButton("Brush").click();
@@ -523,8 +601,8 @@ describe("ComfyUI glue against a fake host (editor.html)", () => {
     const slider = page.locator("#host input[type=range]");
     await slider.fill("40");
     assert.equal(await state(() => window.harness.state().editor.radius), 40);
-    assert.equal(await page.locator("#host").getByText("40 px").count(), 1);
-    await page.locator("#host canvas").focus();
+    assert.equal(await page.locator("#host").getByText("40 px", { exact: true }).count(), 1);
+    await page.locator("#host textarea").focus();
     await page.keyboard.press("+");
     assert.equal(await state(() => window.harness.state().editor.radius), 50);
     assert.equal(await slider.inputValue(), "50");
@@ -587,8 +665,8 @@ describe("ComfyUI glue against a fake host (editor.html)", () => {
   test("Drag Region Warp: the editor with a preview toggle, and a hint until there is something to warp", async () => {
     await state(() => window.harness.connect(window.harness.loadImage, window.harness.warpNode, 9));
     await waitFor(page, () => window.harness.warpState().editor.imageSize?.width === 300, undefined, "warp picture");
-    const buttons = await page.locator("#host2 button").allTextContents();
-    assert.deepEqual(buttons, ["Points", "Brush", "Eraser", "Undo", "Clear", "Clear region", "Show original"]);
+    const buttons = await page.locator("#host2 input[type=button]").evaluateAll((els) => els.map((b) => b.value));
+    assert.deepEqual(buttons, ["Points", "Brush", "Eraser", "Undo", "Redo", "Clear", "Clear region", "Show original"]);
     assert.equal(await hostButton("Show original", "#host2").isDisabled(), true, "no preview yet");
     await waitFor(page, () => /Live preview/.test(window.harness.warpState().editor.notice?.text), undefined, "hint");
     assert.equal(await state(() => window.harness.previewRequests.length), 0, "nothing to warp, nothing sent");

@@ -1,6 +1,8 @@
 // Helpers for driving the real ComfyUI frontend (served by a running ComfyUI
 // with this pack under custom_nodes/) in Debian's chromium via playwright-core.
-// Used by point_editor_frontend.mjs, region_editor_frontend.mjs (host tests) and dev/screenshot_point_editor.mjs.
+// Used by the *_frontend.mjs scripts (host tests) and dev/screenshot_point_editor.mjs.
+// Every script takes --mode classic|nodes2: nodes drawn on the canvas, or rendered by Vue ("Nodes 2.0",
+// the setting Comfy.VueNodes.Enabled), set through the settings API before the page opens.
 
 import fs from "node:fs";
 import os from "node:os";
@@ -13,6 +15,9 @@ export const EXTENSION_NAME = "DragEdit.PointEditor";
 export const PACK_URL_PART = "/extensions/comfyui-drag-diffedit/";
 /** Text that marks an error as coming from this pack rather than the host. */
 export const OURS = /DragEdit|drag[-_ ]?diffedit|drag_points/i;
+// The host's own errors when its frontend is newer than its server: 1.58 asks for the jobs API (GET /api/jobs),
+// which ComfyUI 0.3.64 does not have, whenever the queue changes.
+const FRONTEND_AHEAD_OF_SERVER = /\/api\/jobs\?|JobsApiError/;
 
 /** The value after `--name` on the command line, else `dflt`. */
 export function arg(name, dflt) {
@@ -20,10 +25,15 @@ export function arg(name, dflt) {
   return i >= 0 && i + 1 < process.argv.length ? process.argv[i + 1] : dflt;
 }
 
-/** The ComfyUI server (`--url`) and Chromium (`--chromium`) a script drives. */
+/** The value of Comfy.VueNodes.Enabled in each mode. */
+export const MODES = { classic: false, nodes2: true };
+
+/** The ComfyUI server (`--url`), Chromium (`--chromium`) and node rendering (`--mode`) a script drives. */
 export function serverAndBrowser(defaultUrl = "http://127.0.0.1:8188/") {
+  const mode = arg("mode", "classic");
+  if (!(mode in MODES)) throw new Error(`--mode ${mode}: expected one of ${Object.keys(MODES).join(", ")}`);
   return { url: arg("url", process.env.COMFY_URL || defaultUrl),
-           chromium: arg("chromium", process.env.CHROMIUM_PATH || "/usr/bin/chromium") };
+           chromium: arg("chromium", process.env.CHROMIUM_PATH || "/usr/bin/chromium"), mode };
 }
 
 const CHROMIUM_FLAGS = [
@@ -31,8 +41,8 @@ const CHROMIUM_FLAGS = [
   "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ];
 
-/** Settings that would otherwise open first-run UI (templates, release notes) over the graph. */
-export async function quietSettings(baseURL) {
+/** Settings that would otherwise open first-run UI (templates, release notes) over the graph, and `extra`. */
+export async function quietSettings(baseURL, extra = {}) {
   const settings = {
     "Comfy.TutorialCompleted": true,
     "Comfy.Release.Version": "999.0.0",
@@ -40,6 +50,7 @@ export async function quietSettings(baseURL) {
     "Comfy.Release.Timestamp": Date.now(),
     "Comfy.Minimap.Visible": false,
     "Comfy.Graph.CanvasInfo": false,
+    ...extra,
   };
   for (const [key, value] of Object.entries(settings)) {
     const res = await fetch(new URL(`settings/${encodeURIComponent(key)}`, baseURL), {
@@ -52,11 +63,13 @@ export async function quietSettings(baseURL) {
 }
 
 /**
- * Start chromium, open the frontend and wait until the app and the extensions are up.
- * Returns { page, errors, close }; `errors` keeps filling: {kind, text, phase}.
+ * Start chromium, open the frontend in `mode` (see MODES; `settings` are set too) and wait until the app and the
+ * extensions are up. Returns { page, errors, frontend: {version, mode, vueNodes}, close }; `errors` keeps filling:
+ * {kind, text, phase}.
  */
-export async function openComfy({ url, chromiumPath, viewport = { width: 1600, height: 1000 }, deviceScaleFactor = 1 }) {
-  await quietSettings(url);
+export async function openComfy({ url, chromiumPath, mode = "classic", settings = {},
+  viewport = { width: 1600, height: 1000 }, deviceScaleFactor = 1 }) {
+  await quietSettings(url, { "Comfy.VueNodes.Enabled": MODES[mode], ...settings });
   const userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), "dragedit-frontend-"));
   const context = await chromium.launchPersistentContext(userDataDir, {
     executablePath: chromiumPath,
@@ -92,12 +105,14 @@ export async function openComfy({ url, chromiumPath, viewport = { width: 1600, h
   await page.waitForTimeout(1500); // startup dialogs, late extension setup
   await page.keyboard.press("Escape");
   await closeDialogs(page);
+  const frontend = await page.evaluate((m) => ({ version: window.__COMFYUI_FRONTEND_VERSION__ ?? null, mode: m,
+    vueNodes: Boolean(window.LiteGraph.vueNodesMode) }), mode);
 
   const close = async () => {
     await context.close().catch(() => {});
     fs.rmSync(userDataDir, { recursive: true, force: true });
   };
-  return { page, errors, packScripts, setPhase: (p) => { state.phase = p; }, close };
+  return { page, errors, packScripts, frontend, setPhase: (p) => { state.phase = p; }, close };
 }
 
 export async function closeDialogs(page) {
@@ -190,6 +205,22 @@ export function regionWarpWorkflow({ imageName, width, height, dragPoints = "[]"
   };
 }
 
+/**
+ * A copy of the server's input picture `name` under a new name, for a script that runs its graph: the server
+ * caches what it ran, and a graph it ran before (another mode's run of the same script) would send no new
+ * pictures. Returns the copy's name.
+ */
+export async function freshCopyOfInput(baseURL, name) {
+  const res = await fetch(new URL(`view?${new URLSearchParams({ filename: name, type: "input" })}`, baseURL));
+  if (!res.ok) throw new Error(`GET view ${name}: HTTP ${res.status}`);
+  const copy = name.replace(/(\.\w+)?$/, (ext) => `-${Date.now()}${ext}`);
+  const form = new FormData();
+  form.append("image", new Blob([await res.arrayBuffer()], { type: res.headers.get("content-type") ?? "image/png" }), copy);
+  const up = await fetch(new URL("upload/image", baseURL), { method: "POST", body: form });
+  if (!up.ok) throw new Error(`POST upload/image ${copy}: HTTP ${up.status}`);
+  return (await up.json()).name;
+}
+
 /** Load a UI workflow through the frontend's own loader; returns an error string or null. */
 export async function loadWorkflow(page, workflow, name = "dragedit-test.json") {
   const error = await page.evaluate(async ({ wf, name }) => {
@@ -253,6 +284,8 @@ export async function editorInfo(page, nodeId) {
       previewShown: Boolean(st.editor.preview && st.editor.showPreview),
       previewRequests: st.preview?.requests ?? null,
       notice: st.editor.notice,
+      status: st.dom.status.textContent,
+      keysFocused: document.activeElement === st.dom.keys,
       imageSrc: st.editor.image?.src ?? null,
     };
   }, nodeId);
@@ -314,6 +347,115 @@ export async function sampleEditor(page, nodeId, imagePoints) {
   }, { id: nodeId, points: imagePoints });
 }
 
+/**
+ * Click one of the editor's own controls (found by its label inside the node's editor, never elsewhere on the
+ * page), once the node's layout settled; throws when it is missing, disabled, or covered by something of the host.
+ */
+export async function clickEditorButton(page, nodeId, label) {
+  await settledEditor(page, nodeId);
+  const found = await page.evaluate(({ id, text }) => {
+    const root = window.__dragEdit.state(id).dom.root;
+    const button = [...root.querySelectorAll("input[type=button]")].find((b) => b.value === text);
+    if (!button || button.disabled) return { error: "no enabled button" };
+    const r = button.getBoundingClientRect();
+    const x = r.x + r.width / 2;
+    const y = r.y + r.height / 2;
+    const top = document.elementFromPoint(x, y);
+    if (top !== button) return { error: `covered by ${top?.outerHTML?.slice(0, 160)}` };
+    return { x, y };
+  }, { id: nodeId, text: label });
+  if (found.error) throw new Error(`cannot click "${label}" in the editor: ${found.error}`);
+  await page.mouse.click(found.x, found.y);
+}
+
+/**
+ * How the editor looks on the page: the picture's height (CSS px, the graph's zoom undone), where the status line
+ * is against the picture, and the WCAG contrast of each enabled control's, the status line's and the radius label's
+ * text against the background it is drawn on (composited from the computed styles of the element and its
+ * ancestors).
+ */
+export async function editorLayout(page, nodeId) {
+  return page.evaluate((id) => {
+    const { dom, editor } = window.__dragEdit.state(id);
+    const probe = document.createElement("canvas").getContext("2d", { willReadFrequently: true });
+    const rgba = (css) => { // any CSS colour (rgb, oklch, ...) through the canvas
+      probe.clearRect(0, 0, 1, 1);
+      probe.fillStyle = css;
+      probe.fillRect(0, 0, 1, 1);
+      const [r, g, b, a] = probe.getImageData(0, 0, 1, 1).data;
+      return [r, g, b, a / 255];
+    };
+    const over = (top, bottom) => top.slice(0, 3).map((v, i) => v * top[3] + bottom[i] * (1 - top[3]));
+    const backgroundOf = (el) => {
+      const layers = [];
+      for (let e = el; e; e = e.parentElement) {
+        const color = rgba(getComputedStyle(e).backgroundColor);
+        if (color[3] > 0) layers.push(color);
+        if (color[3] >= 1) break;
+      }
+      return layers.reverse().reduce((below, layer) => over(layer, below), [255, 255, 255]);
+    };
+    const luminance = (rgb) => {
+      const [r, g, b] = rgb.map((v) => {
+        const c = v / 255;
+        return c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4;
+      });
+      return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+    };
+    const contrastOf = (el) => {
+      const background = backgroundOf(el);
+      const text = over(rgba(getComputedStyle(el).color), background);
+      const [hi, lo] = [luminance(text), luminance(background)].sort((a, b) => b - a);
+      return Math.round(((hi + 0.05) / (lo + 0.05)) * 100) / 100;
+    };
+    const rect = (el) => {
+      const r = el.getBoundingClientRect();
+      return { top: r.top, bottom: r.bottom, left: r.left, right: r.right, height: r.height };
+    };
+    const controls = [...dom.root.querySelectorAll("input[type=button]")].filter((b) => !b.disabled);
+    const canvas = rect(dom.canvas);
+    const scale = canvas.height / dom.canvas.clientHeight; // the graph's zoom
+    const fit = editor.fit;
+    return {
+      pictureHeight: dom.canvas.clientHeight,
+      canvas,
+      picture: fit && { top: canvas.top + fit.offsetY * scale, bottom: canvas.top + (fit.offsetY + fit.height) * scale },
+      status: { ...rect(dom.status), text: dom.status.textContent },
+      contrast: Object.fromEntries([...controls.map((b) => [b.value, contrastOf(b)]),
+        ["status line", contrastOf(dom.status)], ...(dom.radiusLabel ? [["radius label", contrastOf(dom.radiusLabel)]] : [])]),
+    };
+  }, nodeId);
+}
+
+/** What the README promises: the picture at least this tall (CSS px), text at least WCAG AA's contrast. */
+export const MIN_PICTURE_HEIGHT = 300;
+export const MIN_CONTRAST = 4.5;
+
+/** Checks an editorLayout() against the promises above; the status line must lie under the picture. */
+export function checkLayout(check, prefix, layout) {
+  check(`${prefix}_picture_height`, layout.pictureHeight >= MIN_PICTURE_HEIGHT, layout.pictureHeight);
+  check(`${prefix}_status_under_picture`, layout.status.text.length > 0 && layout.status.height > 0 &&
+    layout.status.top >= layout.canvas.bottom - 0.5, { status: layout.status, canvas: layout.canvas });
+  check(`${prefix}_legible`, Object.keys(layout.contrast).length > 2 &&
+    Object.values(layout.contrast).every((c) => c >= MIN_CONTRAST), layout.contrast);
+}
+
+/** Click an image pixel of the editor, once its layout settled. */
+export async function clickOnImage(page, nodeId, point) {
+  const info = await settledEditor(page, nodeId);
+  await page.mouse.click(...imageToPage(point, info));
+  await page.waitForTimeout(60);
+}
+
+/** Press, move in steps, release, from one image pixel of the editor to another. */
+export async function dragOnImage(page, nodeId, from, to, steps = 12) {
+  const info = await settledEditor(page, nodeId);
+  await page.mouse.move(...imageToPage(from, info));
+  await page.mouse.down();
+  await page.mouse.move(...imageToPage(to, info), { steps });
+  await page.mouse.up();
+}
+
 export const isRed = ([r, g, b]) => r > 180 && g < 100 && b < 100;
 export const isBlue = ([r, g, b]) => b > 180 && r < 100 && g < 180;
 
@@ -338,6 +480,34 @@ export async function focusNodes(page, nodeIds, { margin = 40, maxScale = 1.5 } 
     app.canvas.setDirty(true, true);
     return s;
   }, { ids: nodeIds, margin, maxScale });
+}
+
+/**
+ * The page rectangle around some nodes (title bars included), `pad` px wider on each side and `top` px higher (the
+ * pack's badge above a title bar), for screenshots. Nodes rendered by Vue are measured on the page.
+ */
+export async function nodesClip(page, nodeIds, { pad = 12, top = 36 } = {}) {
+  return page.evaluate(({ ids, pad, top }) => {
+    const { canvas, graph } = window.app;
+    const r = canvas.canvas.getBoundingClientRect();
+    const t = window.LiteGraph.NODE_TITLE_HEIGHT;
+    let [x0, y0, x1, y1] = [Infinity, Infinity, -Infinity, -Infinity];
+    for (const id of ids) {
+      const element = document.querySelector(`[data-node-id="${id}"]`);
+      let box = element?.getBoundingClientRect();
+      if (!box?.width) {
+        const n = graph.getNodeById(id);
+        const [left, up] = canvas.ds.convertOffsetToCanvas([n.pos[0], n.pos[1] - t]);
+        const s = canvas.ds.scale;
+        box = { left: r.left + left, top: r.top + up, right: r.left + left + n.size[0] * s,
+          bottom: r.top + up + (n.size[1] + t) * s };
+      }
+      [x0, y0, x1, y1] = [Math.min(x0, box.left), Math.min(y0, box.top), Math.max(x1, box.right), Math.max(y1, box.bottom)];
+    }
+    const x = Math.max(0, x0 - pad);
+    const y = Math.max(0, y0 - top);
+    return { x, y, width: x1 + pad - x, height: y1 + pad - y };
+  }, { ids: nodeIds, pad, top });
 }
 
 /** Queue the open graph as the Queue button does; the error it threw, or null. */
@@ -372,15 +542,19 @@ export function recordException(summary, e) {
   summary.exception = String(e?.stack || e);
 }
 
-/** Ends a script's run: the console errors it saw (after startup, those `expected` accepts not counted), the
- * checks that none came from the pack and none after startup, the time since `startedAt`, the verdict. */
+/** Ends a script's run: the frontend and mode it ran on (checked: the mode was applied), the console errors it saw
+ * (after startup, those `expected` accepts not counted), the checks that none came from the pack and none after
+ * startup, the time since `startedAt`, the verdict. */
 export async function finishSummary({ summary, check }, session, startedAt, expected = () => false) {
-  const { errors } = session;
+  const { errors, frontend } = session;
+  summary.frontend = frontend;
+  check("mode_applied", frontend.vueNodes === MODES[frontend.mode], frontend);
   summary.errors = errors;
   summary.error_counts = {
     total: errors.length,
     ours: errors.filter((e) => e.ours).length,
-    after_startup: errors.filter((e) => e.phase !== "startup" && !expected(e)).length,
+    after_startup: errors.filter((e) => e.phase !== "startup" && !expected(e) &&
+      !FRONTEND_AHEAD_OF_SERVER.test(e.text)).length,
   };
   check("no_errors_from_pack", summary.error_counts.ours === 0);
   check("no_errors_after_startup", summary.error_counts.after_startup === 0);

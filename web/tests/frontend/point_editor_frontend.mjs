@@ -1,23 +1,24 @@
 #!/usr/bin/env node
 // The point editor inside the real ComfyUI frontend (driven by tests/host/test_frontend.py).
 //
-//   node web/tests/frontend/point_editor_frontend.mjs --url http://127.0.0.1:8188/ \
+//   node web/tests/frontend/point_editor_frontend.mjs --url http://127.0.0.1:8188/ [--mode classic|nodes2] \
 //        --image scene.png --width 512 --height 384 [--chromium /usr/bin/chromium]
 //
 // Needs a running ComfyUI with this pack under custom_nodes/ and the picture in its input/.
 // Loads LoadImage -> Drag Latent Optimize, clicks two pairs on the editor canvas, checks the
 // widget value, graphToPrompt() and a real queue request (POST /prompt intercepted, nothing
-// runs), saves and reloads the workflow, then loads workflows with malformed drag_points.
+// runs), the editor's layout (picture height, the status line under the picture, legible
+// controls), saves and reloads the workflow, then loads workflows with malformed drag_points.
 // Prints one JSON summary on stdout; exit status 0 when every check passed, 1 otherwise,
 // 2 when the page could not be driven at all.
 
 import {
-  NODE_CLASS, arg, closeDialogs, serverAndBrowser, editorInfo, exposeEditorState, finishSummary, focusNodes, imageToPage,
-  isBlue, isRed, loadWorkflow, minimalWorkflow, newSummary, openComfy, queueFromPage, recordException, runSummaryScript,
-  sampleEditor, settledEditor, waitForEditor,
+  NODE_CLASS, arg, checkLayout, clickEditorButton, closeDialogs, serverAndBrowser, editorInfo, editorLayout,
+  exposeEditorState, finishSummary, focusNodes, imageToPage, isBlue, isRed, loadWorkflow, minimalWorkflow, newSummary,
+  openComfy, queueFromPage, recordException, runSummaryScript, sampleEditor, settledEditor, waitForEditor,
 } from "./comfy_page.mjs";
 
-const { url: URL_, chromium: CHROMIUM } = serverAndBrowser();
+const { url: URL_, chromium: CHROMIUM, mode: MODE } = serverAndBrowser();
 const IMAGE = arg("image", "scene.png");
 const SIZE = { width: Number(arg("width", 512)), height: Number(arg("height", 384)) };
 const NODE_ID = 2;
@@ -51,7 +52,7 @@ const stableEditor = (page) => settledEditor(page, NODE_ID);
 
 async function main() {
   const t0 = Date.now();
-  const session = await openComfy({ url: URL_, chromiumPath: CHROMIUM });
+  const session = await openComfy({ url: URL_, chromiumPath: CHROMIUM, mode: MODE });
   const { page, errors } = session;
   try {
     summary.pack_scripts = session.packScripts;
@@ -94,6 +95,9 @@ async function main() {
     check("widget_holds_clicked_pairs", samePairs(widgetPairs, PAIRS, tol), { expected: PAIRS, tolerance: tol });
     const colors = await sampleEditor(page, NODE_ID, widgetPairs.flatMap((p) => [p.handle, p.target]));
     check("pairs_drawn", colors.every((c, i) => (i % 2 ? isBlue(c) : isRed(c))), colors);
+    const layout = await editorLayout(page, NODE_ID);
+    summary.layout = layout;
+    checkLayout(check, "editor", layout);
 
     // 3. the API prompt carries exactly the widget's JSON
     session.setPhase("prompt");
@@ -170,9 +174,8 @@ async function main() {
       check(`malformed_${bad.label.replace(/\W+/g, "_")}`, !err && info.present && bad.expect.test(info.error?.message) &&
         drawable && rawKept && errors.length === before, entry);
     }
-    // Clear is the way out of the error state
-    const clearButton = page.locator("button", { hasText: /^Clear$/ }).first();
-    await clearButton.click();
+    // Clear is the way out of the error state (the editor's own: the host has buttons of that name too)
+    await clickEditorButton(page, NODE_ID, "Clear");
     const cleared = await waitEditor(page, (i) => !i.error, "Clear to reset", 3000).catch((e) => ({ failed: String(e) }));
     check("clear_resets_malformed", cleared.widgetValue === "[]" && !cleared.error, cleared.widgetValue);
 

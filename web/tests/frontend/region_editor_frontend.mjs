@@ -2,7 +2,7 @@
 // The painted region and the live warp preview inside the real ComfyUI frontend (driven by
 // tests/host/test_frontend.py).
 //
-//   node web/tests/frontend/region_editor_frontend.mjs --url http://127.0.0.1:8188/ \
+//   node web/tests/frontend/region_editor_frontend.mjs --url http://127.0.0.1:8188/ [--mode classic|nodes2] \
 //        --image scene.png --width 512 --height 384 [--chromium /usr/bin/chromium] [--screenshot file.png]
 //
 // Needs a running ComfyUI with this pack under custom_nodes/ and the picture in its input/.
@@ -17,12 +17,13 @@
 // 2 when the page could not be driven at all.
 
 import {
-  NODE_CLASS, WARP_CLASS, arg, closeDialogs, editorInfo, exposeEditorState, finishSummary, focusNodes, imageToPage,
-  loadWorkflow, minimalWorkflow, newSummary, openComfy, queueFromPage, recordException, regionWarpWorkflow,
-  runSummaryScript, sampleEditor, serverAndBrowser, settledEditor, waitForEditor,
+  MIN_CONTRAST, NODE_CLASS, WARP_CLASS, arg, checkLayout, clickEditorButton, clickOnImage, closeDialogs, dragOnImage,
+  editorInfo, editorLayout, exposeEditorState, finishSummary, focusNodes, freshCopyOfInput, loadWorkflow,
+  minimalWorkflow, newSummary, nodesClip, openComfy, queueFromPage, recordException, regionWarpWorkflow,
+  runSummaryScript, sampleEditor, serverAndBrowser, waitForEditor,
 } from "./comfy_page.mjs";
 
-const { url: URL_, chromium: CHROMIUM } = serverAndBrowser();
+const { url: URL_, chromium: CHROMIUM, mode: MODE } = serverAndBrowser();
 const IMAGE = arg("image", "scene.png");
 const SIZE = { width: Number(arg("width", 512)), height: Number(arg("height", 384)) };
 // The warp works on the picture scaled to half size: the editor shows Load Image's file in those pixels.
@@ -45,39 +46,9 @@ const near = (a, b, tol) => Array.isArray(a) && Math.hypot(a[0] - b[0], a[1] - b
 // the region's colour over the picture: red and blue well above a natural picture's balance
 const isTinted = ([r, g, b]) => r - g > 40 && b - g > 25;
 
-/** Click one of the editor's own buttons (the node's DOM widget), by its label, once the node's layout settled. */
-async function clickButton(page, label) {
-  await settledEditor(page, NODE_ID);
-  const found = await page.evaluate(({ id, text }) => {
-    const root = window.__dragEdit.state(id).dom.root;
-    const button = [...root.querySelectorAll("button")].find((b) => b.textContent === text);
-    if (!button || button.disabled) return { error: "no enabled button" };
-    const r = button.getBoundingClientRect();
-    const x = r.x + r.width / 2;
-    const y = r.y + r.height / 2;
-    const top = document.elementFromPoint(x, y);
-    // something of the host (a toast, a menu) over the button would take the click
-    if (top !== button && !button.contains(top)) return { error: `covered by ${top?.outerHTML?.slice(0, 160)}` };
-    return { x, y };
-  }, { id: NODE_ID, text: label });
-  if (found.error) throw new Error(`cannot click "${label}" in the editor: ${found.error}`);
-  await page.mouse.click(found.x, found.y);
-}
-
-/** Press, move in steps, release, from one image pixel to another. */
-async function dragImage(page, from, to, steps = 12) {
-  const info = await settledEditor(page, NODE_ID);
-  await page.mouse.move(...imageToPage(from, info));
-  await page.mouse.down();
-  await page.mouse.move(...imageToPage(to, info), { steps });
-  await page.mouse.up();
-}
-
-async function clickImage(page, point) {
-  const info = await settledEditor(page, NODE_ID);
-  await page.mouse.click(...imageToPage(point, info));
-  await page.waitForTimeout(60);
-}
+const clickButton = (page, label) => clickEditorButton(page, NODE_ID, label);
+const dragImage = (page, from, to, steps) => dragOnImage(page, NODE_ID, from, to, steps);
+const clickImage = (page, point) => clickOnImage(page, NODE_ID, point);
 
 /** How far the shown preview is from the picture, over the whole picture and around `point` (mean |RGB| diff). */
 async function previewDifference(page, point) {
@@ -115,7 +86,7 @@ async function previewDifference(page, point) {
 
 async function main() {
   const t0 = Date.now();
-  const session = await openComfy({ url: URL_, chromiumPath: CHROMIUM });
+  const session = await openComfy({ url: URL_, chromiumPath: CHROMIUM, mode: MODE });
   const { page, errors } = session;
   const routeCalls = []; // { status, body } of each preview request, in order
   page.on("request", (req) => {
@@ -131,7 +102,9 @@ async function main() {
 
     // 1. Load Image -> Upscale Image -> Drag Region Warp: the editor shows the picture before any run
     session.setPhase("warp_load");
-    const loadError = await loadWorkflow(page, regionWarpWorkflow({ imageName: IMAGE, ...SCALED }));
+    // the run in step 6 must not be the server's cached one (a screenshot keeps the picture's plain name)
+    const runImage = SCREENSHOT ? IMAGE : await freshCopyOfInput(URL_, IMAGE);
+    const loadError = await loadWorkflow(page, regionWarpWorkflow({ imageName: runImage, ...SCALED }));
     check("warp_workflow_loads", !loadError, loadError ?? undefined);
     await focusNodes(page, [NODE_ID]);
     const loaded = await waitEditor(page, (i) => i.editor && i.imageLoaded && i.visible && i.client.width > 50,
@@ -198,7 +171,16 @@ async function main() {
     const changed = probes.filter((_, k) => warpedColors[k].slice(0, 3)
       .reduce((sum, v, c) => sum + Math.abs(v - originalColors[k][c]), 0) > 30).length;
     check("editor_toggles_warped_and_original", changed >= 1, { warpedColors, originalColors });
-    if (SCREENSHOT) await page.screenshot({ path: SCREENSHOT });
+    const layout = await editorLayout(page, NODE_ID);
+    summary.warp_layout = layout;
+    checkLayout(check, "warp_editor", layout);
+    check("warp_toggle_legible", layout.contrast["Show original"] >= MIN_CONTRAST, layout.contrast);
+    if (SCREENSHOT) {
+      await page.mouse.move(5, 995); // no hover ring, no cursor
+      await page.evaluate(() => window.app.canvas.deselectAll?.()); // no selection outline and toolbox
+      await page.waitForTimeout(300);
+      await page.screenshot({ path: SCREENSHOT, clip: await nodesClip(page, [1, 3, NODE_ID, 4]) });
+    }
 
     // 4. the handle off the region: the route's sentence in the status line; Ctrl+Z brings the preview back
     session.setPhase("preview_error");
