@@ -25,7 +25,7 @@ from itertools import groupby
 
 import numpy as np
 
-from .capsules import candidate_spans, reach, row_range, spans, within
+from .capsules import candidate_spans, row_range, spans, within
 
 FORMAT = '{"size": [W, H], "strokes": [{"radius": r, "points": [[x, y], ...]}, {"erase": true, ...}]}'
 MAX_CHARS = 200_000  # a region is a few KB; a pasted pixel dump is refused

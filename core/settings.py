@@ -123,7 +123,7 @@ class InstantDragSettings:
     eps: float = internal(1e-6)  # weights 1 / (distance + eps): bi_warp's interpolation default
     match_distance: float = internal(1e-6)  # a handle belongs to a region within this distance of a pixel: bi_warp
     target_reach: float = internal(1.0)  # ours: targets at most this many image widths/heights beyond the border
-    threads: int = internal(1)  # ours: torch threads while planning (0: leave torch's setting); see region_warp
+    threads: int = internal(1)  # ours: the planning thread's torch threads (0: as torch is set); see region_warp
     preview_grid: int = internal(10)  # the official UI draws the inpaint area as a white grid, a black line every 10 px
 
 
