@@ -118,6 +118,7 @@ GOODDRAG_DRAGBENCH = replace(GOODDRAG, drag=replace(GOODDRAG.drag, mask_weight=0
 class InstantDragSettings:
     """Drag Region Warp: the bidirectional warp (``utils/drag.py: bi_warp``)."""
     kernel: int = 5  # inpaint-mask dilation and outline band, px: the official UI slider's value (bi_warp's too)
+    max_kernel: int = internal(64)  # ours: the node's slider and the preview route go up to this
     neighbours: int = internal(4)  # k nearest handles/references in the weighting: bi_warp's interpolation default
     max_references: int = internal(100)  # references kept, subsampled evenly by index: bi_warp's default
     eps: float = internal(1e-6)  # weights 1 / (distance + eps): bi_warp's interpolation default
