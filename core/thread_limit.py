@@ -55,6 +55,11 @@ def _runtime() -> Optional[_Runtime]:
         return None
 
 
+def available() -> bool:
+    """Whether :func:`limited_threads` can limit the calling thread here (torch's OpenMP runtime was found)."""
+    return _runtime() is not None
+
+
 @contextmanager
 def limited_threads(threads: int):
     """Run the block's torch work in this thread on at most ``threads`` threads (0: as torch is set); every other
