@@ -48,7 +48,8 @@ class NewestWins:
             self._waiting[sender] = job
         if older is not None:
             older.work = None  # its body is not needed any more
-            older.answer.set_result(SUPERSEDED)
+            if not older.answer.done():  # (its client may have just gone)
+                older.answer.set_result(SUPERSEDED)
         started = self._executor.submit(self._start, sender, job)
         started.add_done_callback(lambda done: loop.call_soon_threadsafe(_deliver, job.answer, done))
         try:
