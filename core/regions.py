@@ -25,7 +25,7 @@ from itertools import groupby
 
 import numpy as np
 
-from .capsules import candidate_spans, row_range, spans, within
+from .capsules import candidate_spans, reach, row_range, spans, within
 
 FORMAT = '{"size": [W, H], "strokes": [{"radius": r, "points": [[x, y], ...]}, {"erase": true, ...}]}'
 MAX_CHARS = 200_000  # a region is a few KB; a pasted pixel dump is refused
@@ -258,36 +258,71 @@ def rasterize(region: Region, image_hw: tuple) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------------------------------
 # The queue-time check: which handles lie certainly off the region, decided on the strokes, without drawing
 
-CHECK_BUDGET = 1 << 20  # pixel-segment pairs computed at a time
+CHECK_BLOCK = 2048  # segments looked at together
+RAY_SPANS = 1 << 18  # closed-form intervals the ray test computes at most; pixels left undecided stay in doubt
+
+
+def _near(centres, lo, hi, radius) -> np.ndarray:
+    """``[P, B]``: whether centres (a column) lie within the capsules' extent along one axis (a cheap first cut)."""
+    wider = reach(radius)
+    return (centres >= np.minimum(lo, hi) - wider) & (centres <= np.maximum(lo, hi) + wider)
 
 
 def _painted_now(pixels: np.ndarray, segments: tuple, stroke_of: np.ndarray, paints: np.ndarray) -> np.ndarray:
-    """Whether each whole pixel ``[x, y]`` is painted at the painted size, exactly as :func:`rasterize` decides:
-    the last stroke whose capsule holds its centre is a brush."""
-    last = np.full(len(pixels), -1)
-    step = max(1, CHECK_BUDGET // max(1, len(pixels)))
-    cx, cy = pixels[:, :1] + 0.5, pixels[:, 1:] + 0.5
-    for lo in range(0, len(stroke_of), step):
-        part = slice(lo, lo + step)
-        held = within(cx, cy, *(values[part] for values in segments))
-        last = np.maximum(last, np.where(held, stroke_of[part], -1).max(axis=1))
-    return (last >= 0) & paints[np.maximum(last, 0)]
+    """Whether each whole pixel ``[x, y]`` is painted at the painted size, exactly as :func:`rasterize` decides: the
+    last stroke whose capsule holds its centre is a brush.  Strokes are scanned from the last, so a pixel is done
+    with at the first capsule found to hold it."""
+    ax, ay, bx, by, radius = segments
+    painted = np.zeros(len(pixels), dtype=bool)
+    todo = np.arange(len(pixels))
+    for end in range(len(stroke_of), 0, -CHECK_BLOCK):
+        block = np.arange(max(0, end - CHECK_BLOCK), end)
+        cx, cy = pixels[todo, :1] + 0.5, pixels[todo, 1:] + 0.5
+        pixel, near = np.nonzero(_near(cx, ax[block], bx[block], radius[block])
+                                 & _near(cy, ay[block], by[block], radius[block]))
+        segment = block[near]
+        held = within(cx[pixel, 0], cy[pixel, 0], ax[segment], ay[segment], bx[segment], by[segment], radius[segment])
+        last = np.full(len(todo), -1)
+        np.maximum.at(last, pixel[held], segment[held])  # segments are in painting order
+        found = last >= 0
+        painted[todo[found]] = paints[stroke_of[last[found]]]
+        todo = todo[~found]
+        if not len(todo):
+            break
+    return painted
+
+
+def _reached_along_rows(x, y, segments: tuple, width: int) -> tuple[np.ndarray, int]:
+    """``([P, 2], spans)``: whether the capsules may reach pixels of row ``y`` left of ``x`` and right of it
+    (closed-form intervals, a hair wide), and how many intervals that took."""
+    ax, ay, bx, by, radius = segments
+    pixel, segment = np.nonzero(_near(y + 0.5, ay, by, radius))
+    x0, x1 = candidate_spans(ax[segment], ay[segment], bx[segment], by[segment], radius[segment], y[pixel, 0], width)
+    hit = (x0 <= x1)
+    sides = [hit & (x0 < x[pixel, 0]), hit & (x1 > x[pixel, 0])]
+    return np.stack([np.bincount(pixel[side], minlength=len(x)) > 0 for side in sides], axis=1), len(segment)
 
 
 def _rays_clear(pixels: np.ndarray, segments: tuple, size: tuple) -> np.ndarray:
     """Whether, from each pixel, a ray left, right, up or down meets no pixel that the (brush) ``segments`` may
-    paint: their closed-form intervals, a hair wide, along its row and its column."""
+    paint.  A pixel whose four rays are all met is done with; past RAY_SPANS intervals the pixels not decided yet
+    count as not clear (a doubt)."""
     width, height = size
     ax, ay, bx, by, radius = segments
-    clear = np.zeros(len(pixels), dtype=bool)
-    step = max(1, CHECK_BUDGET // max(1, len(ax)))
-    for lo in range(0, len(pixels), step):
-        x, y = (pixels[lo:lo + step, axis:axis + 1].astype(np.float64) for axis in (0, 1))
-        x0, x1 = candidate_spans(ax, ay, bx, by, radius, y + 0 * ax, width)  # along the row
-        y0, y1 = candidate_spans(ay, ax, by, bx, radius, x + 0 * ax, height)  # along the column
-        rays = [(x0 <= x1) & (x0 < x), (x0 <= x1) & (x1 > x), (y0 <= y1) & (y0 < y), (y0 <= y1) & (y1 > y)]
-        clear[lo:lo + step] = np.any([~ray.any(axis=1) for ray in rays], axis=0)
-    return clear
+    met = np.zeros((len(pixels), 4), dtype=bool)  # left, right, up, down
+    todo, spent = np.arange(len(pixels)), 0
+    for start in range(0, len(ax), CHECK_BLOCK):
+        if not len(todo) or spent > RAY_SPANS:
+            return np.zeros(len(pixels), dtype=bool) if len(todo) else ~met.all(axis=1)
+        block = slice(start, start + CHECK_BLOCK)
+        x, y = (pixels[todo, axis:axis + 1].astype(np.float64) for axis in (0, 1))
+        rows, row_spans = _reached_along_rows(x, y, (ax[block], ay[block], bx[block], by[block], radius[block]), width)
+        columns, column_spans = _reached_along_rows(y, x, (ay[block], ax[block], by[block], bx[block], radius[block]),
+                                                    height)
+        met[todo] |= np.concatenate([rows, columns], axis=1)
+        spent += row_spans + column_spans
+        todo = todo[~met[todo].all(axis=1)]
+    return ~met.all(axis=1)
 
 
 def certainly_outside(region: Region, pixels) -> np.ndarray:
@@ -295,8 +330,8 @@ def certainly_outside(region: Region, pixels) -> np.ndarray:
     region as :func:`rasterize` draws it at the painted size, beyond doubt.  The warp moves each connected part's
     filled outline (holes included), so a pixel counts only when it is unpainted and a ray along its row or column
     reaches the border through pixels no brush stroke reaches (erasers are not trusted there: a doubt is left to
-    the node).  Such an outline runs through painted pixel centres only, so the ray crosses none.  Costs pixels
-    times segments, whatever the painted size and the radii."""
+    the node).  Such an outline runs through painted pixel centres only, so the ray crosses none.  Costs at most
+    pixels times segments cheap tests and a bounded number of intervals, whatever the painted size and the radii."""
     pixels = np.asarray(pixels, dtype=np.int64).reshape(-1, 2)
     strokes = _scaled(region, region.size[::-1])
     if not strokes:

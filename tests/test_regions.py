@@ -187,6 +187,17 @@ def test_certainly_outside_never_refuses_a_pixel_the_warp_accepts(seed):
     assert decided > 0.6 * off
 
 
+def test_past_its_budget_the_ray_test_leaves_a_doubt(monkeypatch):
+    from core import regions
+
+    strokes = {"size": [60, 40], "strokes": [{"radius": 3.0, "points": [[10, 10], [20, 12], [30, 10], [40, 12]]}]}
+    region = read_region(json.dumps(strokes))
+    assert certainly_outside(region, [[50, 30]]).tolist() == [True]
+    monkeypatch.setattr(regions, "CHECK_BLOCK", 1)
+    monkeypatch.setattr(regions, "RAY_SPANS", 0)  # one segment looked at, then out of budget: not certain
+    assert certainly_outside(region, [[50, 30]]).tolist() == [False]
+
+
 def test_a_hole_in_a_ring_is_left_to_the_warp_which_accepts_it():
     ring = {"size": [40, 40], "strokes": [{"radius": 2.0, "points": [[20 + 10 * math.cos(a), 20 + 10 * math.sin(a)]
                                                                       for a in np.linspace(0, 2 * math.pi, 40)]}]}
