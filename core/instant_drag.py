@@ -11,8 +11,8 @@ from typing import Optional
 import numpy as np
 
 from .points import parse_drag_points, read_drag_points
-from .region_warp import WarpPlan, bidirectional_warp, preview_warp
-from .regions import rasterize, read_region
+from .region_warp import WarpPlan, bidirectional_warp, preview_warp, unclaimed_handle
+from .regions import certainly_outside, rasterize, read_region
 from .settings import INSTANT_DRAG, InstantDragSettings
 
 
@@ -59,11 +59,19 @@ def preview(picture: np.ndarray, drag_points: str, region_text=None,
     return preview_warp(picture, plan, settings)
 
 
-def check_at_queue(drag_points, region_text) -> None:
-    """What needs no picture: the points' JSON, the strokes' JSON, and, where a region is painted, that every
-    handle lies on it, checked on the picture the region was painted on (its size is in the strokes)."""
+def check_at_queue(drag_points, region_text, mask_connected: bool = False) -> None:
+    """What needs no picture: the points' JSON, the strokes' JSON, and, where a region is painted and no MASK is
+    connected (a MASK would replace it), that no handle lies certainly off it on the picture it was painted on
+    (its size is in the strokes).  Decided on the strokes, without drawing (:func:`core.regions.certainly_outside`):
+    it costs pairs times stroke points whatever the sizes and radii, and a doubt is left to the node, which refuses
+    as soon as it runs; it never refuses what the node accepts."""
     read_drag_points(drag_points)
     region = read_region(region_text)
-    if region.painted:
-        width, height = region.size
-        plan_drag((height, width), drag_points, region_text)
+    if not region.painted or mask_connected:
+        return
+    width, height = region.size
+    handles_xy, targets_xy = parse_drag_points(drag_points, (height, width))
+    handles, _ = pixel_points(handles_xy.numpy(), targets_xy.numpy(), (height, width))
+    off = np.flatnonzero(certainly_outside(region, handles))
+    if len(off):
+        raise unclaimed_handle(int(off[0]), handles[off[0]])

@@ -29,9 +29,11 @@ falls off the image keep the original picture; a moved outline that leaves the i
 
 Speed (bench/warp.py): row chunks where integer coordinates keep the distances exact, a shortcut for one
 whole-pixel move shared by all references (exactly the weighted result), and torch on one thread while planning
-(``InstantDragSettings.threads``).  No ComfyUI import: nodes, templates and the bench use it.
+(``InstantDragSettings.threads``): the plan is dozens of small torch operations, and each parallel one waits until
+every thread has a core, a scheduler slice per operation on a busy 2-core machine (10x slower in our bench).  The
+limit holds for the planning thread only (:mod:`core.thread_limit`): torch's process-wide setting is never touched.
+No ComfyUI import: nodes, templates and the bench use it.
 """
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Optional
 
@@ -40,6 +42,7 @@ import numpy as np
 import torch
 
 from .settings import INSTANT_DRAG, InstantDragSettings
+from .thread_limit import limited_threads
 
 DEFAULTS = INSTANT_DRAG.warp
 
@@ -59,30 +62,25 @@ class WarpPlan:
         return self.inpaint_mask.shape
 
 
-@contextmanager
-def _torch_threads(threads: int):
-    """Run the plan's torch work on ``threads`` threads, then restore the caller's setting.
+OFF_REGION = "lies in no region of the mask"
 
-    The plan is dozens of small torch operations; each parallel one waits until every thread has a core.  On a
-    2-core machine with other work running that wait is a scheduler slice per operation (10x slower in our
-    bench), while one thread meets the time budget with room.  In torch's OpenMP builds the setting belongs to
-    the calling thread, so threads already using torch (a sampler elsewhere in ComfyUI) keep theirs.
-    """
-    before = torch.get_num_threads()
-    if threads <= 0 or threads == before:
-        yield
-        return
-    torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
+
+def unclaimed_handle(index: int, handle, why: str = OFF_REGION) -> ValueError:
+    """The refusal of pair ``index`` (from 0), whose handle drags nothing."""
+    x, y = handle
+    return ValueError(f"pair {index + 1}: the handle ({x:g}, {y:g}) {why}; put each handle on a pixel of the region "
+                      "it drags")
 
 
 def odd_kernel(kernel) -> int:
     """The kernel the official code uses: even sizes grow by one so the square has a centre; 0 stays 0."""
-    if isinstance(kernel, bool) or not float(kernel).is_integer():
-        raise ValueError(f"kernel must be a whole number of pixels (0 for no dilation), got {kernel!r}")
+    try:
+        whole = not isinstance(kernel, bool) and float(kernel).is_integer()
+    except (TypeError, ValueError, OverflowError):  # not a number, or one past float's range (10**400)
+        whole = False
+    if not whole:
+        raise ValueError(f"kernel must be a whole number of pixels, got {repr(kernel)[:40]}; 0 for no dilation, "
+                         "up to the image's size")
     kernel = int(kernel)
     if kernel < 0:
         raise ValueError(f"kernel must be 0 (no dilation, no band) or more, got {kernel}")
@@ -154,6 +152,13 @@ def _exact(*coordinates: torch.Tensor) -> bool:
     return all(np.array_equal(a, np.round(a)) and np.abs(a).max(initial=0) <= EXACT_COORDINATE for a in arrays)
 
 
+def kept_references(count: int, keep: int) -> torch.Tensor:
+    """The indices of the ``keep`` references kept of ``count``: evenly by index, as the official code picks them
+    (torch's float32 linspace).  Past 2^24 references float32 rounds the last index up to ``count`` or beyond (the
+    IndexError of a region of 50 million pixels, e.g. on a 16384 px picture): such indices become the last one."""
+    return torch.linspace(0, count - 1, keep).long().clamp_(max=count - 1)
+
+
 def _idw_rows(points: torch.Tensor, references: torch.Tensor, moves: torch.Tensor,
               settings: InstantDragSettings) -> torch.Tensor:
     nearest, index = torch.topk(torch.cdist(points, references), k=min(settings.neighbours, len(references)),
@@ -181,7 +186,7 @@ def idw_move(points: torch.Tensor, references: torch.Tensor, moves: torch.Tensor
         # tie, so the weighted result rounds to exactly this (a one-pair drag's backward map).
         return torch.from_numpy(points.numpy() + moves[0].numpy())
     if len(references) > settings.max_references:
-        keep = torch.linspace(0, len(references) - 1, settings.max_references).long()
+        keep = kept_references(len(references), settings.max_references)
         references, moves = references[keep], moves[keep]
     if len(points) <= CHUNK_ROWS or not _exact(points, references):
         return _idw_rows(points, references, moves, settings)
@@ -227,7 +232,7 @@ def bidirectional_warp(region_mask, handles, targets, kernel: int = DEFAULTS.ker
     if not region.any():
         raise ValueError("the region mask is empty: paint the region to move (nonzero pixels)")
 
-    with _torch_threads(settings.threads):
+    with limited_threads(settings.threads):
         return _plan(region, handles, targets, kernel, settings)
 
 
@@ -242,13 +247,10 @@ def _plan(region: np.ndarray, handles: np.ndarray, targets: np.ndarray, kernel: 
     members = [_on_region(handles32.numpy(), filled, settings.match_distance) for filled in regions]
     claimed = np.logical_or.reduce(members) if members else np.zeros(len(handles), dtype=bool)
     for index in np.flatnonzero(~claimed):
-        x, y = handles[index]
-        px, py = int(round(x)), int(round(y))
+        px, py = (int(round(value)) for value in handles[index])
         nearby = 0 <= px < hw[1] and 0 <= py < hw[0] and any(filled[py, px] for filled in regions)
-        why = ("is not on a whole pixel (handles are matched to region pixels exactly)" if nearby
-               else "lies in no region of the mask")
-        raise ValueError(f"pair {index + 1}: the handle ({x:g}, {y:g}) {why}; put each handle on a pixel of the "
-                         "region it drags")
+        raise unclaimed_handle(index, handles[index], "is not on a whole pixel (handles are matched to region pixels "
+                                              "exactly)" if nearby else OFF_REGION)
 
     sources, destinations = [], []
     uncovered = np.zeros(hw, dtype=bool)  # union of moved regions' sources, then minus their targets

@@ -118,12 +118,13 @@ GOODDRAG_DRAGBENCH = replace(GOODDRAG, drag=replace(GOODDRAG.drag, mask_weight=0
 class InstantDragSettings:
     """Drag Region Warp: the bidirectional warp (``utils/drag.py: bi_warp``)."""
     kernel: int = 5  # inpaint-mask dilation and outline band, px: the official UI slider's value (bi_warp's too)
+    max_kernel: int = internal(64)  # ours: the node's slider and the preview route go up to this
     neighbours: int = internal(4)  # k nearest handles/references in the weighting: bi_warp's interpolation default
     max_references: int = internal(100)  # references kept, subsampled evenly by index: bi_warp's default
     eps: float = internal(1e-6)  # weights 1 / (distance + eps): bi_warp's interpolation default
     match_distance: float = internal(1e-6)  # a handle belongs to a region within this distance of a pixel: bi_warp
     target_reach: float = internal(1.0)  # ours: targets at most this many image widths/heights beyond the border
-    threads: int = internal(1)  # ours: torch threads while planning (0: leave torch's setting); see region_warp
+    threads: int = internal(1)  # ours: the planning thread's torch threads (0: as torch is set); see region_warp
     preview_grid: int = internal(10)  # the official UI draws the inpaint area as a white grid, a black line every 10 px
 
 

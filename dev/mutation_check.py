@@ -93,8 +93,8 @@ MUTATIONS = [
              "inside = (source[:, 0] >= 0) & (source[:, 0] < hw[1]) & (source[:, 1] >= 0) & (source[:, 1] < hw[0])",
              "source = np.clip(source, 0, [hw[1] - 1, hw[0] - 1]); inside = np.ones(len(source), dtype=bool)"),
     Mutation("core/regions.py", "the eraser paints instead of clearing",
-             "mask[top:bottom, left:right][inside] = not stroke.erase",
-             "mask[top:bottom, left:right][inside] = True"),
+             "starts, stops = _subtract(starts, stops, *group)",
+             "starts, stops = _merge(np.r_[starts, group[0]], np.r_[stops, group[1]])"),
     Mutation("core/regions.py", "the radius scaled by the width's scale only",
              "radius_scale = math.sqrt(scale[0] * scale[1])", "radius_scale = scale[0]"),
 ]

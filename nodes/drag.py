@@ -19,7 +19,7 @@ from ..core.grids import grid_points_to_image
 from ..core.points import FORMAT, format_drag_points, read_drag_points
 from ..core.preview import drag_preview_image, image_to_pil
 from ..core.regions import FORMAT as REGION_FORMAT
-from ..core.regions import read_region
+from ..core.regions import editor_limits, read_region
 from ..core.settings import DRAGDIFFUSION, DragDiffusionSettings
 from . import backend, checks
 from .drag_setup import DragSetup, check_picture, lazy_inputs_needed, prepare_drag
@@ -92,11 +92,18 @@ def drag_output(image, setup: DragSetup, latent: dict, handles) -> io.NodeOutput
     return io.NodeOutput(latent, tracked, ui={"drag_preview": editor_picture(image), "tracked_points": [tracked]})
 
 
+def with_region_limits(region: io.String.Input) -> io.String.Input:
+    """The ``region`` input carrying core/regions.py's limits in the node's definition, where the point editor reads
+    them (V3 inputs send their ``extra_dict`` keys with the rest; String.Input's constructor does not take it)."""
+    region.extra_dict = {**region.extra_dict, "region_limits": editor_limits()}
+    return region
+
+
 def region_input() -> io.String.Input:
     """The editable region painted in the point editor (last of the inputs, so workflows saved before it load)."""
-    return io.String.Input("region", default="", optional=True,
-                           tooltip=f"The editable region painted in the point editor, {REGION_FORMAT}; a connected "
-                                   "mask wins over it.")
+    return with_region_limits(io.String.Input(
+        "region", default="", optional=True,
+        tooltip=f"The editable region painted in the point editor, {REGION_FORMAT}; a connected mask wins over it."))
 
 
 def check_texts(drag_points, region=None) -> bool | str:

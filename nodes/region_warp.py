@@ -12,10 +12,11 @@ from ..core.region_warp import apply_warp
 from ..core.regions import FORMAT as REGION_FORMAT
 from ..core.settings import INSTANT_DRAG
 from . import checks
-from .drag import editor_picture
+from .drag import editor_picture, with_region_limits
 from .host_api import io
 
 DEFAULTS = INSTANT_DRAG.warp
+NOT_CONNECTED = object()  # validate_inputs' mask when ComfyUI leaves it out: nothing is linked to it
 
 
 def _picture(image) -> np.ndarray:
@@ -52,15 +53,16 @@ class DragRegionWarp(io.ComfyNode):
                 io.String.Input("drag_points", multiline=True, default="[]",
                                 tooltip=f"Handle->target pairs, {FORMAT}. Each handle must lie on the region it "
                                         "drags. Written by the point editor."),
-                io.Int.Input("kernel", default=DEFAULTS.kernel, min=0, max=64,
+                io.Int.Input("kernel", default=DEFAULTS.kernel, min=0, max=DEFAULTS.max_kernel,
                              tooltip="Pixels the area to inpaint grows by, and the width of the band inpainted "
                                      "along the moved region's outline (Inpaint4Drag: 5; 0 = neither)."),
                 io.Mask.Input("mask", optional=True,
                               tooltip="The region to move, instead of the painted one (an empty mask leaves the "
                                       "painted region in charge)."),
-                io.String.Input("region", default="", optional=True,
-                                tooltip=f"The painted region, {REGION_FORMAT}, in pixels of the picture. Written by "
-                                        "the point editor's brush and eraser."),
+                with_region_limits(io.String.Input(
+                    "region", default="", optional=True,
+                    tooltip=f"The painted region, {REGION_FORMAT}, in pixels of the picture. Written by the point "
+                            "editor's brush and eraser.")),
             ],
             outputs=[
                 io.Image.Output(display_name="warped", tooltip="The picture with the region moved."),
@@ -73,10 +75,12 @@ class DragRegionWarp(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, drag_points, region=None) -> bool | str:
-        """At queue time: the JSON of both, and each handle on the painted region (linked values arrive as None;
-        ComfyUI shows a refusal under each input named here)."""
-        return checks.at_queue(lambda text: check_at_queue(text, region), drag_points)
+    def validate_inputs(cls, drag_points, region=None, mask=NOT_CONNECTED) -> bool | str:
+        """At queue time: the JSON of both, and no handle certainly off the painted region unless a MASK is
+        connected (linked values arrive as None, an unconnected input not at all; ComfyUI shows a refusal under
+        each input named here).  Cheap whatever the region declares: nothing is drawn."""
+        connected = mask is not NOT_CONNECTED
+        return checks.at_queue(lambda text: check_at_queue(text, region, mask_connected=connected), drag_points)
 
     @classmethod
     def execute(cls, image, drag_points, kernel, mask=None, region=None) -> io.NodeOutput:

@@ -5,12 +5,15 @@ that code); these tests hold the behaviour that could break: where pixels go, wh
 and every refusal the module lists as a deviation.
 """
 import dataclasses
+import threading
+import time
 
 import cv2
 import numpy as np
 import pytest
 import torch
 
+from core import region_warp
 from core.region_warp import (
     CHUNK_ROWS,
     DEFAULTS,
@@ -20,9 +23,11 @@ from core.region_warp import (
     apply_warp,
     bidirectional_warp,
     idw_move,
+    kept_references,
     odd_kernel,
     preview_warp,
 )
+from core.thread_limit import available as thread_limit_available
 
 
 def disc(hw, cx, cy, r):
@@ -143,6 +148,9 @@ def test_region_of_another_size_and_bad_kernels_are_refused():
         bidirectional_warp(region, [[20, 20]], [[25, 25]], kernel=-1)
     with pytest.raises(ValueError, match="wider than"):
         bidirectional_warp(region, [[20, 20]], [[25, 25]], kernel=65)
+    for kernel in (10 ** 400, float("nan"), 2.5):  # past float's range, not a number, not whole
+        with pytest.raises(ValueError, match=r"kernel must be a whole number of pixels, got (1000000000|nan|2.5)"):
+            bidirectional_warp(region, [[20, 20]], [[25, 25]], kernel=kernel)
     with pytest.raises(ValueError, match="image is 64x64 but the warp was planned for 48x64"):
         apply_warp(picture((64, 64)), bidirectional_warp(region, [[20, 20]], [[25, 25]]))
 
@@ -300,6 +308,69 @@ def test_plan_threads_leave_the_callers_setting():
     theirs = bidirectional_warp(region, handles, targets, settings=InstantDragSettings(threads=0))
     assert DEFAULTS.threads == 1 and torch.get_num_threads() == before
     assert np.array_equal(one.source_xy, theirs.source_xy) and np.array_equal(one.inpaint_mask, theirs.inpaint_mask)
+
+
+def test_a_plan_leaves_other_threads_torch_thread_count_alone(monkeypatch):
+    """While a plan runs in one thread: a thread that used torch before and one that first uses torch then (started
+    mid-plan) both see torch's own count; the planning thread runs on one and gets its count back after."""
+    seen, planning, measured = {}, threading.Event(), threading.Event()
+    original = region_warp.idw_move
+
+    def paused_idw_move(*args, **kwargs):  # the plan holds here, mid-way, until the others have looked
+        if not planning.is_set():
+            seen["planner during"] = torch.get_num_threads()
+            seen["plan started"] = time.monotonic()
+            planning.set()
+            assert measured.wait(30)
+        return original(*args, **kwargs)
+
+    def plan():
+        seen["planner before"] = torch.get_num_threads()
+        bidirectional_warp(disc((600, 600), 300, 300, 200), [[300, 300], [320, 310]], [[340, 320], [350, 300]])
+        seen["plan ended"], seen["planner after"] = time.monotonic(), torch.get_num_threads()
+
+    def look(name):
+        seen[name] = torch.get_num_threads()
+        seen[name + " at"] = time.monotonic()
+
+    monkeypatch.setattr(region_warp, "idw_move", paused_idw_move)
+    old_user = threading.Thread(target=lambda: (torch.ones(1), planning.wait(30), look("old user")))
+    old_user.start()
+    planner = threading.Thread(target=plan)
+    planner.start()
+    assert planning.wait(30), "the plan never reached its torch work"
+    newcomer = threading.Thread(target=look, args=("newcomer",))  # its first torch call comes mid-plan
+    newcomer.start()
+    newcomer.join(30)
+    old_user.join(30)
+    measured.set()
+    planner.join(60)
+    expected = torch.get_num_threads()
+    assert expected > 1, "the test needs torch on more than one thread (tests/conftest.py sets 2)"
+    assert seen["plan started"] < min(seen["newcomer at"], seen["old user at"]) < seen["plan ended"]
+    assert (seen["newcomer"], seen["old user"], seen["planner before"], seen["planner after"]) == (expected,) * 4
+    if thread_limit_available():  # where torch's OpenMP runtime is found (its Linux builds)
+        assert seen["planner during"] == 1
+
+
+def test_kept_references_stay_inside_past_float32_integers():
+    """Float32 linspace rounds the last of 50 million indices up to 50 million itself (the IndexError a plan at
+    16384 px met); below 2^24 references the picks are exactly the official ones."""
+    for count in (2 ** 24 + 4, 50_265_448):
+        assert torch.linspace(0, count - 1, 100).long().max() >= count  # what the official code indexes with
+        keep = kept_references(count, 100)
+        assert keep.max() == count - 1 and len(keep) == 100 and (keep[1:] > keep[:-1]).all()
+    for count in (101, 5000, 2 ** 24):
+        assert torch.equal(kept_references(count, 100), torch.linspace(0, count - 1, 100).long())
+
+
+def test_a_weighting_over_more_than_2_24_references_runs():
+    count = 2 ** 24 + 4
+    references = torch.stack([torch.arange(count) % 4096, torch.arange(count) // 4096], 1).float()
+    moves = torch.zeros(count, 2)
+    moves[-1] = 8.0  # the last reference, kept, moves the point on it
+    moved = idw_move(references[-1:].clone(), references, moves)
+    assert moved.tolist() == [[3.0 + 8, 4096.0 + 8]]  # (3, 4096): the last of 2^24 + 4 pixels, 4096 a row
 
 
 def test_filled_outline_stays_inside_it():

@@ -4,6 +4,7 @@ import base64
 import io
 import json
 import urllib.error
+import urllib.parse
 import urllib.request
 
 import numpy as np
@@ -111,9 +112,11 @@ def data_url(array: np.ndarray) -> str:
     return "data:image/png;base64," + base64.b64encode(encoded.getvalue()).decode()
 
 
-def post_preview(url, body):
-    request = urllib.request.Request(url + "drag_edit/region_warp_preview", data=json.dumps(body).encode(),
-                                     headers={"Content-Type": "application/json"})
+def post_preview(url, body, editor="test editor"):
+    """(status, answer) of the preview route for ``body`` (a dict sent as JSON, or raw bytes)."""
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    route = "drag_edit/region_warp_preview?" + urllib.parse.urlencode({"editor": editor})
+    request = urllib.request.Request(url + route, data=data, headers={"Content-Type": "application/json"})
     try:
         with urllib.request.urlopen(request, timeout=60) as response:
             return response.status, json.loads(response.read())
@@ -137,14 +140,56 @@ def test_the_preview_route_warps_with_the_nodes_core(running, comfy):
     assert change > 5 and error < change / 5, f"the preview is not the core's warp (up to JPEG): {error}, {change}"
 
 
+def encoded(array: np.ndarray, format: str) -> str:
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format=format)
+    return f"data:image/{format.lower()};base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+GARBAGE = "data:image/png;base64," + base64.b64encode(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4).decode()
+TRUNCATED = "data:image/png;base64," + base64.b64encode(  # valid base64 of a cut picture
+    base64.b64decode(encoded(np.random.default_rng(0).integers(0, 255, (*PICTURE_HW, 3), np.uint8), "PNG")[22:])[:-3000]
+).decode()
+HUGE_RADIUS = json.dumps({"size": [128, 96], "strokes": [{"radius": 1e6, "points": [[40.0, 40.0]]}]})
+OFF_REGION = json.dumps([{"handle": [5, 5], "target": [40, 30]}])
+
+
 @pytest.mark.parametrize("change, message", [
-    ({"drag_points": json.dumps([{"handle": [5, 5], "target": [40, 30]}])}, "pair 1: the handle (5, 5) lies in no"),
+    ({"drag_points": OFF_REGION}, "pair 1: the handle (5, 5) lies in no"),
     ({"region": ""}, "no region to move"),
-    ({"image": "not a picture"}, "image must be the picture as a data URL"),
-    ({"kernel": "5"}, "kernel must be a whole number"),
+    ({"region": "{"}, "region is not valid JSON"),
+    ({"region": 5}, "region must be the editor's text"),
+    ({"drag_points": None}, "drag_points must be the editor's text"),
+    ({"image": "not a picture"}, "image must be the picture as a base64 data URL"),
+    ({"image": "data:image/png;base64,iVBOR#w0K"}, "base64 is damaged"),
+    ({"image": GARBAGE}, "image is not a readable PNG, JPEG or WEBP picture"),
+    ({"image": TRUNCATED}, "image is not a readable PNG, JPEG or WEBP picture"),
+    ({"image": encoded(np.zeros((*PICTURE_HW, 3), np.uint8), "GIF")}, "image is not a readable PNG, JPEG or WEBP"),
+    ({"image": encoded(np.zeros((*PICTURE_HW, 3), np.uint8), "TIFF")}, "image is not a readable PNG, JPEG or WEBP"),
+    ({"image": encoded(np.zeros((*PICTURE_HW, 3), np.uint8), "BMP")}, "image is not a readable PNG, JPEG or WEBP"),
+    ({"image": encoded(np.zeros((10, 4100, 3), np.uint8), "PNG")}, "the picture is 4100x10; previews go up to 4096"),
+    ({"kernel": "5"}, "kernel must be a whole number of pixels from 0 to 64"),
+    ({"kernel": 10 ** 400}, "kernel must be a whole number of pixels from 0 to 64, got 10000000000"),
+    ({"kernel": float("nan")}, "kernel must be a whole number of pixels from 0 to 64, got nan"),
+    ({"kernel": 65}, "from 0 to 64, got 65"),
+    ({"region": HUGE_RADIUS}, "stroke 1's radius 1e+06 is more than 2 times the painted picture's longer side"),
+    ({"drag_points": json.dumps([{"handle": [float("nan"), 5], "target": [40, 30]}])}, "two finite numbers"),
 ])
 def test_the_preview_route_answers_bad_input_with_a_sentence(running, change, message):
     array = np.zeros((*PICTURE_HW, 3), np.uint8)
     body = {"image": data_url(array), "drag_points": PAIRS, "region": REGION, "kernel": 5, **change}
+    status, answer = post_preview(running["url"], body)
+    assert status == 400 and message in answer["error"], answer
+    assert "object at 0x" not in answer["error"] and answer["error"][0].isalpha()
+
+
+@pytest.mark.parametrize("body, message", [
+    (b"{not json", "the body is not valid JSON"),
+    (b"\xff\xfe\x00garbage", "the body is not valid JSON"),
+    (b"[" * 100_000, "the body is not valid JSON"),
+    (b"[1, 2]", "the body must be a JSON object"),
+    (b"{" + b" " * (32 * 2 ** 20) + b"}", "the request is over 32 MiB"),
+])
+def test_a_bad_body_is_answered_400_with_a_sentence(running, body, message):
     status, answer = post_preview(running["url"], body)
     assert status == 400 and message in answer["error"], answer

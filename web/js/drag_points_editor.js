@@ -8,6 +8,7 @@ import { app } from "../../scripts/app.js";
 import { api } from "../../scripts/api.js";
 import { DragPointsCanvas } from "./drag_points_canvas.js";
 import { WarpPreview } from "./region_preview.js";
+import { setRegionLimits } from "./region_model.js";
 import { buildElement, hideWidget, minimumHeight, showStatus, syncToolbar } from "./editor_dom.js";
 
 // The drag methods and the instant drag take the same drag_points, region and image inputs.
@@ -225,6 +226,7 @@ function setupNode(node, nodeClass) {
     state.preview = new WarpPreview(state.editor, {
       fetchApi: (route, options) => api.fetchApi(route, options),
       kernel: () => widgetValue(node, KERNEL_WIDGET),
+      maskLinked: () => node.inputs?.find((input) => input.name === "mask")?.link != null,
     });
   }
   dom.bind(state.editor);
@@ -301,6 +303,9 @@ app.registerExtension({
   name: "DragEdit.PointEditor",
   beforeRegisterNodeDef(nodeType, nodeData) {
     if (!NODE_CLASSES.has(nodeData?.name)) return;
+    // core/regions.py's limits, sent with the `region` input's definition (the editor keeps no copy)
+    const regionLimits = nodeData.input?.optional?.[REGION_WIDGET]?.[1]?.region_limits;
+    if (regionLimits) setRegionLimits(regionLimits);
     const proto = nodeType.prototype;
 
     chainAfter(proto, "onNodeCreated", function () {

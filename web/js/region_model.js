@@ -11,9 +11,35 @@
 import { roundCoord } from "./drag_points_model.js";
 
 const FORMAT = '{"size": [W, H], "strokes": [{"radius": r, "points": [[x, y], ...]}, {"erase": true, ...}]}';
-/** What core/regions.py reads; a region past them would be refused at queue time, so the editor refuses it first. */
-export const LIMITS = Object.freeze({ chars: 200_000, strokes: 1_000, points: 20_000, side: 16_384, coord: 1e6 });
+/** The brush's slider, image px: the editor's own choice (the format bounds a radius by the picture instead). */
 export const RADIUS_RANGE = Object.freeze({ min: 1, max: 256 });
+const LIMIT_KEYS = ["chars", "strokes", "points", "side", "coord", "radius_sides"];
+// What core/regions.py reads, as the server sends it with the node definition (the `region` input's
+// `region_limits`; the glue hands it over): a region past them would be refused at queue time, so the editor
+// refuses it first. Not copied here: until they arrive nothing is refused for its size, the server still checks.
+let limits = null;
+
+/** The limits in force, or null while the server has not sent them. */
+export function regionLimits() {
+  return limits;
+}
+
+/** Take the limits the server sent (null forgets them); false, and nothing changed, for anything else. */
+export function setRegionLimits(value) {
+  if (value === null) {
+    limits = null;
+    return true;
+  }
+  const valid = typeof value === "object" &&
+    LIMIT_KEYS.every((key) => typeof value[key] === "number" && value[key] > 0);
+  if (valid) limits = Object.freeze(Object.fromEntries(LIMIT_KEYS.map((key) => [key, value[key]])));
+  return valid;
+}
+
+/** The largest radius a region of `size` takes (Infinity while no limits are known). */
+export function maxRadius(size) {
+  return limits && size ? limits.radius_sides * Math.max(size.width, size.height) : Infinity;
+}
 // A point is kept only this fraction of the radius away from the last kept one: the painted
 // area moves by far less than the brush, and a region stays a few KB instead of one point per mouse event.
 export const SIMPLIFY_FRACTION = 0.25;
@@ -24,7 +50,7 @@ function fail(code, message, extra = {}) {
 }
 
 function isCoordinate(value) {
-  return typeof value === "number" && Number.isFinite(value) && Math.abs(value) <= LIMITS.coord;
+  return typeof value === "number" && Number.isFinite(value) && Math.abs(value) <= (limits?.coord ?? Infinity);
 }
 
 /** Push onto an undo or redo stack; the cap also drops redo states another model's edit left unreachable. */
@@ -37,9 +63,10 @@ function distance(a, b) {
   return Math.hypot(a[0] - b[0], a[1] - b[1]);
 }
 
-/** A radius as stored: 0.1 px, never 0 (core refuses a radius of 0). */
-function roundRadius(radius) {
-  return Math.max(0.1, roundCoord(radius));
+/** A radius as stored: 0.1 px, never 0 (core refuses a radius of 0), at most what a region of `size` takes (a
+ * larger one paints nothing more: the bound covers the whole picture from any point of it). */
+function roundRadius(radius, size) {
+  return Math.max(0.1, Math.min(roundCoord(radius), Math.floor(maxRadius(size) * 10) / 10));
 }
 
 // Committed strokes are frozen, so undo snapshots and copies handed out can share them.
@@ -64,7 +91,7 @@ export function simplifyPoints(points, radius) {
 // ---------------------------------------------------------------------------
 // Text <-> region
 
-function parseStroke(data, index) {
+function parseStroke(data, index, size) {
   const where = `stroke ${index + 1}`;
   if (data === null || typeof data !== "object" || Array.isArray(data) || !Array.isArray(data.points) ||
       data.points.length === 0) {
@@ -72,6 +99,10 @@ function parseStroke(data, index) {
   }
   if (!isCoordinate(data.radius) || data.radius <= 0) {
     return fail("bad_radius", `region: ${where}'s radius must be a number above 0`, { index });
+  }
+  if (data.radius > maxRadius(size)) {
+    return fail("bad_radius", `region: ${where}'s radius ${data.radius} is more than ${limits.radius_sides} times ` +
+      "the painted picture's longer side", { index });
   }
   if (data.erase !== undefined && typeof data.erase !== "boolean") {
     return fail("bad_erase", `region: ${where}'s 'erase' must be true or false`, { index });
@@ -93,8 +124,8 @@ function parseStroke(data, index) {
 export function parseRegion(text) {
   if (typeof text !== "string") return fail("not_string", "region must be a JSON string");
   if (text.trim() === "") return { ok: true, region: emptyRegion() };
-  if (text.length > LIMITS.chars) {
-    return fail("too_long", `region is ${text.length} characters long; at most ${LIMITS.chars} are read`);
+  if (limits && text.length > limits.chars) {
+    return fail("too_long", `region is ${text.length} characters long; at most ${limits.chars} are read`);
   }
   let data;
   try {
@@ -107,14 +138,15 @@ export function parseRegion(text) {
     return fail("bad_shape", `region must be an object with 'size' and 'strokes': ${FORMAT}`);
   }
   const { size } = data;
-  if (!Array.isArray(size) || size.length !== 2 || !size.every((v) => Number.isInteger(v) && v > 0 && v <= LIMITS.side)) {
+  if (!Array.isArray(size) || size.length !== 2 ||
+      !size.every((v) => Number.isInteger(v) && v > 0 && v <= (limits?.side ?? Infinity))) {
     return fail("bad_size", "region: 'size' must be the painted picture's [width, height] in whole pixels");
   }
   const problem = checkCounts(data.strokes.length, data.strokes.reduce((n, s) => n + (s?.points?.length || 0), 0));
   if (problem) return { ok: false, error: problem };
   const strokes = [];
   for (let index = 0; index < data.strokes.length; index++) {
-    const parsed = parseStroke(data.strokes[index], index);
+    const parsed = parseStroke(data.strokes[index], index, { width: size[0], height: size[1] });
     if (!parsed.ok) return parsed;
     strokes.push(parsed.stroke);
   }
@@ -122,12 +154,12 @@ export function parseRegion(text) {
 }
 
 function checkCounts(strokeCount, pointCount) {
-  if (strokeCount > LIMITS.strokes) {
-    return { code: "too_many_strokes", message: `region has ${strokeCount} strokes; at most ${LIMITS.strokes} are ` +
+  if (limits && strokeCount > limits.strokes) {
+    return { code: "too_many_strokes", message: `region has ${strokeCount} strokes; at most ${limits.strokes} are ` +
       "read: clear it or paint fewer, longer strokes" };
   }
-  if (pointCount > LIMITS.points) {
-    return { code: "too_many_points", message: `region has more than ${LIMITS.points} stroke points: clear it or ` +
+  if (limits && pointCount > limits.points) {
+    return { code: "too_many_points", message: `region has more than ${limits.points} stroke points: clear it or ` +
       "paint fewer, longer strokes" };
   }
   return null;
@@ -140,7 +172,7 @@ export function serializeRegion({ size, strokes }) {
     size: [size.width, size.height],
     strokes: strokes.map((stroke) => {
       const points = stroke.points.map((p) => [roundCoord(p[0]), roundCoord(p[1])]);
-      const radius = roundRadius(stroke.radius);
+      const radius = roundRadius(stroke.radius, size);
       return stroke.erase ? { erase: true, radius, points } : { radius, points };
     }),
   });
@@ -227,7 +259,7 @@ export class RegionModel {
   beginStroke(imagePoint, { radius, erase = false, imageSize }) {
     const size = { width: Math.round(imageSize.width), height: Math.round(imageSize.height) };
     const scale = [size.width / imageSize.width, size.height / imageSize.height];
-    this._active = { erase: Boolean(erase), radius: roundRadius(radius * Math.sqrt(scale[0] * scale[1])),
+    this._active = { erase: Boolean(erase), radius: roundRadius(radius * Math.sqrt(scale[0] * scale[1]), size),
       points: [], size, scale };
     this.extendStroke(imagePoint);
   }
@@ -258,9 +290,9 @@ export class RegionModel {
     const problem = checkCounts(strokes.length, strokes.reduce((n, s) => n + s.points.length, 0));
     if (problem) return { changed: false, error: problem };
     const text = serializeRegion({ size, strokes });
-    if (text.length > LIMITS.chars) {
+    if (limits && text.length > limits.chars) {
       return { changed: false, error: { code: "too_long", message: `the region would be ${text.length} ` +
-        `characters long; at most ${LIMITS.chars} are read: clear it or paint fewer strokes` } };
+        `characters long; at most ${limits.chars} are read: clear it or paint fewer strokes` } };
     }
     this._record();
     this._size = { ...size };
@@ -304,7 +336,7 @@ export class RegionModel {
     const sy = size.height / from.height;
     return this._strokes.map((stroke) => freezeStroke({
       erase: stroke.erase,
-      radius: roundRadius(stroke.radius * Math.sqrt(sx * sy)),
+      radius: roundRadius(stroke.radius * Math.sqrt(sx * sy), size),
       points: stroke.points.map((p) => [roundCoord(p[0] * sx), roundCoord(p[1] * sy)]),
     }));
   }

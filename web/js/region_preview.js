@@ -1,14 +1,23 @@
 // Live preview of the instant drag for the point editor of Drag Region Warp nodes: after each
 // change of the pairs, the region or the kernel (debounced), the picture and the texts go to the
-// pack's route, which runs the node's own warp (nodes/routes.py); its answer, the warped picture
-// with the area to inpaint drawn as a grid, becomes the editor's background. The warp is never
-// reimplemented here, so the preview is what the node will compute.
+// pack's route, which runs the node's own warp (nodes/preview_route.py); its answer, the warped
+// picture with the area to inpaint drawn as a grid, becomes the editor's background. The warp is
+// never reimplemented here, so the preview is what the node will compute from the painted region.
+// A MASK connected to the node replaces that region when the node runs; the route cannot see it,
+// so the status line says so while one is connected.
+//
+// Each editor sends its own id: the route keeps only an editor's newest waiting request and answers
+// an older one 409 "superseded" (ignored here); 429 "busy" (other editors' previews waiting) is
+// shown and retried at the next poll.
 
 export const PREVIEW_ROUTE = "/drag_edit/region_warp_preview";
 export const DEBOUNCE_MS = 150;
 // a continuous drag or stroke still gets a preview this often, instead of only when it pauses
 const MAX_WAIT_MS = 600;
 const HINT = "Live preview: paint the region to move (B) and place a pair with its handle on it (P).";
+export const MASK_NOTE = "Preview of the painted region: the connected MASK moves instead when the node runs " +
+  "(unless it is empty).";
+const MASK_HINT = "A MASK is connected: the node moves it. The live preview needs a painted region (B) and a pair (P).";
 
 const sourceIds = new WeakMap();
 let nextSourceId = 1;
@@ -28,6 +37,10 @@ export function pictureDataURL(source, size) {
   return canvas.toDataURL("image/png");
 }
 
+function newEditorId() {
+  return globalThis.crypto?.randomUUID?.() ?? `editor-${Date.now()}-${Math.random().toString(36).slice(2)}`;
+}
+
 function loadImage(url) {
   return new Promise((resolve, reject) => {
     const img = new Image();
@@ -41,10 +54,12 @@ export class WarpPreview {
   /**
    * @param editor a DragPointsCanvas
    * @param {{fetchApi: (route: string, options: object) => Promise<Response>, kernel: () => unknown,
-   *          delayMs?: number}} options fetchApi is ComfyUI's api.fetchApi (it knows the base URL)
+   *          maskLinked?: () => boolean, delayMs?: number}} options fetchApi is ComfyUI's api.fetchApi (it knows
+   *          the base URL); maskLinked tells whether the node's `mask` input is connected
    */
-  constructor(editor, { fetchApi, kernel, delayMs = DEBOUNCE_MS }) {
-    Object.assign(this, { editor, fetchApi, kernel, delayMs });
+  constructor(editor, { fetchApi, kernel, maskLinked = () => false, delayMs = DEBOUNCE_MS }) {
+    Object.assign(this, { editor, fetchApi, kernel, maskLinked, delayMs });
+    this.editorId = newEditorId();
     this._signature = undefined; // of the inputs last scheduled
     this._timer = null;
     this._since = 0;
@@ -66,7 +81,7 @@ export class WarpPreview {
       // nothing to warp yet: the original picture, and what is missing
       this._cancel();
       this.editor.setPreview(null);
-      this.editor.setNotice(inputs ? HINT : null);
+      this.editor.setNotice(inputs ? (inputs.maskLinked ? MASK_HINT : HINT) : null);
       return;
     }
     this._schedule();
@@ -84,7 +99,7 @@ export class WarpPreview {
     const kernel = Number(this.kernel());
     const ready = dragPoints.trim() !== "[]" && region.trim() !== "";
     return { ready, picture: [sourceId(image), imageSize.width, imageSize.height], dragPoints, region,
-      kernel: Number.isFinite(kernel) ? Math.round(kernel) : undefined };
+      kernel: Number.isFinite(kernel) ? Math.round(kernel) : undefined, maskLinked: Boolean(this.maskLinked()) };
   }
 
   _schedule() {
@@ -117,16 +132,20 @@ export class WarpPreview {
     try {
       const body = { image: this._pictureURL(), drag_points: inputs.dragPoints, region: inputs.region };
       if (inputs.kernel !== undefined) body.kernel = inputs.kernel;
-      const response = await this.fetchApi(PREVIEW_ROUTE, {
+      const route = `${PREVIEW_ROUTE}?${new URLSearchParams({ editor: this.editorId })}`;
+      const response = await this.fetchApi(route, {
         method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
       });
       const answer = await response.json().catch(() => null);
-      if (!this._wanted(sent)) return;
+      if (!this._wanted(sent) || answer?.superseded) return; // a newer request of ours is on its way
       if (response.ok && typeof answer?.preview === "string") {
         const img = await loadImage(answer.preview);
         if (!this._wanted(sent)) return;
         this.editor.setPreview(img);
-        this.editor.setNotice(null);
+        this.editor.setNotice(inputs.maskLinked ? MASK_NOTE : null);
+      } else if (answer?.busy) {
+        this._signature = undefined; // the next poll sends again
+        this.editor.setNotice(`Preview: ${answer.error}`);
       } else this._fail(answer?.error ?? `the preview route answered HTTP ${response.status}`);
     } catch (err) {
       if (this._wanted(sent)) this._fail(err?.message ?? String(err));

@@ -4,14 +4,19 @@ import assert from "node:assert/strict";
 import { DragPointsModel } from "../js/drag_points_model.js";
 import { EditHistory } from "../js/edit_history.js";
 import {
-  LIMITS,
   RegionModel,
   SIMPLIFY_FRACTION,
   emptyRegion,
   parseRegion,
+  regionLimits,
   serializeRegion,
+  setRegionLimits,
   simplifyPoints,
 } from "../js/region_model.js";
+
+// The server sends core/regions.py's limits with the node definition; these tests give their own, smaller ones.
+const LIMITS = { chars: 20_000, strokes: 40, points: 400, side: 16_384, coord: 1e6, radius_sides: 2 };
+setRegionLimits(LIMITS);
 
 const IMAGE = { width: 512, height: 384 };
 
@@ -316,6 +321,39 @@ describe("malformed regions give structured errors, never exceptions", () => {
     assert.equal(parseRegion(many(LIMITS.strokes + 1, 1)).error.code, "too_many_strokes");
     assert.equal(parseRegion(many(2, LIMITS.points / 2 + 1)).error.code, "too_many_points");
     assert.equal(parseRegion(" ".repeat(LIMITS.chars + 1) + "{}").error.code, "too_long");
+  });
+
+  test("the limits are the server's: taken when well formed, kept otherwise, none until sent", () => {
+    assert.deepEqual(regionLimits(), LIMITS);
+    assert.equal(setRegionLimits({ ...LIMITS, strokes: "many" }), false);
+    assert.equal(setRegionLimits(undefined), false);
+    assert.deepEqual(regionLimits(), LIMITS);
+    const many = JSON.stringify({ size: [10, 10], strokes: Array.from({ length: LIMITS.strokes + 1 },
+      () => ({ radius: 1, points: [[1, 1]] })) });
+    try {
+      assert.equal(setRegionLimits(null), true);
+      assert.equal(parseRegion(many).ok, true, "no limits: the server checks");
+      assert.equal(parseRegion('{"size":[10,10],"strokes":[{"radius":1e9,"points":[[1,1]]}]}').ok, true);
+    } finally {
+      setRegionLimits(LIMITS);
+    }
+    assert.equal(parseRegion(many).error.code, "too_many_strokes");
+  });
+
+  test("a radius past twice the picture's longer side is refused; the brush is clamped to it", () => {
+    const text = (radius) => `{"size":[30,20],"strokes":[{"radius":${radius},"points":[[1,1]]}]}`;
+    assert.equal(parseRegion(text(60)).ok, true);
+    const refused = parseRegion(text(60.1));
+    assert.equal(refused.error.code, "bad_radius");
+    assert.match(refused.error.message, /stroke 1's radius 60.1 is more than 2 times the painted picture's longer/);
+    const model = new RegionModel();
+    paint(model, [[5, 5]], { radius: 256, imageSize: { width: 30, height: 20 } });
+    assert.equal(parsed(model.serialize()).strokes[0].radius, 60);
+    paint(model, [[5, 5]], { radius: 1000, imageSize: { width: 300, height: 20 } });
+    assert.equal(parsed(model.serialize()).strokes[1].radius, 600);
+    // rescaled to a picture of another shape (radius x sqrt(0.1 x 10) = 600), it stays within that picture's bound
+    paint(model, [[5, 5]], { radius: 1, imageSize: { width: 30, height: 200 } });
+    assert.deepEqual(parsed(model.serialize()).strokes.map((stroke) => stroke.radius), [189.7, 400, 1]);
   });
 
   test("a stroke past the limits is refused and the region kept", () => {

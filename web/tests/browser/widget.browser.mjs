@@ -693,7 +693,10 @@ describe("ComfyUI glue against a fake host (editor.html)", () => {
       return { ...last, body: { ...last.body, image: last.body.image.slice(0, 22) }, imageSize: [img.width, img.height],
         pointsWidget: widget(warpNode, "drag_points").value, regionWidget: widget(warpNode, "region").value };
     });
-    assert.equal(sent.route, "/drag_edit/region_warp_preview");
+    const [path, query] = sent.route.split("?");
+    assert.equal(path, "/drag_edit/region_warp_preview");
+    assert.equal(new URLSearchParams(query).get("editor"), await state(() => window.harness.warpState().preview.editorId));
+    assert.match(new URLSearchParams(query).get("editor"), /^[\w-]{8,}$/, "an id of this editor");
     assert.equal(sent.method, "POST");
     assert.equal(sent.body.image, "data:image/png;base64,");
     assert.deepEqual(sent.imageSize, [300, 200], "the picture at the W x H of the points");
@@ -755,6 +758,43 @@ describe("ComfyUI glue against a fake host (editor.html)", () => {
     assert.equal(shown.kernel, 7);
     await writeFile(join(OUT_DIR, "warp_preview_error.png"), await page.locator("#host2").screenshot());
     await state(() => { window.harness.previewAnswer = null; });
+  });
+
+  test("a superseded answer is ignored; a busy one is said and sent again", async () => {
+    const sendKernel = (kernel) => state((k) => { window.harness.widget(window.harness.warpNode, "kernel").value = k; }, kernel);
+    await sendKernel(5);
+    await waitFor(page, () => window.harness.warpState().editor.preview !== null, undefined, "a preview");
+    const before = await state(() => window.harness.previewRequests.length);
+    await state(() => {
+      window.harness.previewAnswers.push({ status: 409, body: { superseded: true, error: "a newer preview request" } });
+    });
+    await sendKernel(3);
+    await waitFor(page, (n) => window.harness.previewRequests.length > n &&
+      window.harness.warpState().preview._inFlight === false, before, "the superseded request");
+    const kept = await state(() => ({ notice: window.harness.warpState().editor.notice,
+      preview: window.harness.warpState().editor.preview !== null }));
+    assert.deepEqual(kept, { notice: null, preview: true }, "nothing shown for a superseded request");
+    const busy = "previews of 8 other editors are waiting; this one was not queued, try again shortly";
+    await state((error) => { window.harness.previewAnswers.push({ status: 429, body: { busy: true, error } }); }, busy);
+    await sendKernel(9);
+    await waitFor(page, (text) => window.harness.warpState().editor.notice?.text === `Preview: ${text}`, busy, "busy");
+    assert.equal(await state(() => window.harness.warpState().editor.notice.error), false);
+    await waitFor(page, () => window.harness.warpState().editor.notice === null &&
+      window.harness.previewRequests.at(-1).body.kernel === 9, undefined, "the retry's preview");
+  });
+
+  test("with a MASK connected the status line says the preview shows the painted region", async () => {
+    await state(() => { window.harness.warpNode.inputs[1].link = 12; });
+    await waitFor(page, () => /connected MASK moves instead/.test(window.harness.warpState().editor.notice?.text ?? ""),
+      undefined, "the MASK note");
+    assert.equal(await state(() => window.harness.warpState().editor.preview !== null), true);
+    await state(() => { window.harness.warpNode.inputs[1].link = null; });
+    await waitFor(page, () => window.harness.warpState().editor.notice === null, undefined, "the note gone");
+  });
+
+  test("the editor takes the region limits the server sends with the node definition", async () => {
+    const [taken, sent] = await state(() => [window.harness.regionLimits(), window.harness.sentLimits]);
+    assert.deepEqual(taken, sent);
   });
 
   test("onRemoved tears the editor down", async () => {

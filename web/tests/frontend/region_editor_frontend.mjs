@@ -17,7 +17,7 @@
 // 2 when the page could not be driven at all.
 
 import {
-  MIN_CONTRAST, NODE_CLASS, WARP_CLASS, arg, checkLayout, clickEditorButton, clickOnImage, closeDialogs, dragOnImage,
+  MIN_CONTRAST, NODE_CLASS, PACK_URL_PART, WARP_CLASS, arg, checkLayout, clickEditorButton, clickOnImage, closeDialogs, dragOnImage,
   editorInfo, editorLayout, exposeEditorState, finishSummary, focusNodes, freshCopyOfInput, loadWorkflow,
   minimalWorkflow, newSummary, nodesClip, openComfy, queueFromPage, recordException, regionWarpWorkflow,
   runSummaryScript, sampleEditor, serverAndBrowser, waitForEditor,
@@ -112,6 +112,14 @@ async function main() {
     check("warp_editor_shows_scaled_picture", loaded.imageSize?.width === SCALED.width &&
       loaded.imageSize?.height === SCALED.height, loaded.imageSize);
     check("warp_text_widgets_hidden", loaded.widgetHidden && loaded.regionWidgetHidden);
+    // core/regions.py's limits reach the editor through the node definition (it keeps no copy)
+    const limits = await page.evaluate(async ({ url, warp }) => {
+      const taken = (await import(url)).regionLimits();
+      const info = await (await fetch(`/api/object_info/${warp}`)).json();
+      return { taken, sent: info[warp]?.input?.optional?.region?.[1]?.region_limits ?? null };
+    }, { url: `${PACK_URL_PART}region_model.js`, warp: WARP_CLASS });
+    check("editor_takes_the_servers_region_limits", limits.sent?.side === 16384 && limits.taken !== null &&
+      Object.keys(limits.sent).every((key) => limits.taken[key] === limits.sent[key]), limits);
     const hinted = await waitEditor(page, (i) => i.notice, "the preview's hint", 5000).catch(() => loaded);
     check("warp_hint_before_painting", /Live preview/.test(hinted.notice?.text ?? "") && routeCalls.length === 0,
       { notice: hinted.notice, requests: routeCalls.length });
