@@ -55,7 +55,8 @@ class DragRegionWarp(io.ComfyNode):
                                         "drags. Written by the point editor."),
                 io.Int.Input("kernel", default=DEFAULTS.kernel, min=0, max=DEFAULTS.max_kernel,
                              tooltip="Pixels the area to inpaint grows by, and the width of the band inpainted "
-                                     "along the moved region's outline (Inpaint4Drag: 5; 0 = neither)."),
+                                     "along the moved region's outline "
+                                     f"(Inpaint4Drag: {DEFAULTS.kernel}; 0 = neither)."),
                 io.Mask.Input("mask", optional=True,
                               tooltip="The region to move, instead of the painted one (an empty mask leaves the "
                                       "painted region in charge)."),

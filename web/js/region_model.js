@@ -37,7 +37,7 @@ export function setRegionLimits(value) {
 }
 
 /** The largest radius a region of `size` takes (Infinity while no limits are known). */
-export function maxRadius(size) {
+function maxRadius(size) {
   return limits && size ? limits.radius_sides * Math.max(size.width, size.height) : Infinity;
 }
 // A point is kept only this fraction of the radius away from the last kept one: the painted

@@ -10,12 +10,12 @@
 // an older one 409 "superseded" (ignored here); 429 "busy" (other editors' previews waiting) is
 // shown and retried at the next poll.
 
-export const PREVIEW_ROUTE = "/drag_edit/region_warp_preview";
-export const DEBOUNCE_MS = 150;
+const PREVIEW_ROUTE = "/drag_edit/region_warp_preview";
+const DEBOUNCE_MS = 150;
 // a continuous drag or stroke still gets a preview this often, instead of only when it pauses
 const MAX_WAIT_MS = 600;
 const HINT = "Live preview: paint the region to move (B) and place a pair with its handle on it (P).";
-export const MASK_NOTE = "Preview of the painted region: the connected MASK moves instead when the node runs " +
+const MASK_NOTE = "Preview of the painted region: the connected MASK moves instead when the node runs " +
   "(unless it is empty).";
 const MASK_HINT = "A MASK is connected: the node moves it. The live preview needs a painted region (B) and a pair (P).";
 
@@ -29,7 +29,7 @@ function sourceId(source) {
 }
 
 /** The picture as a PNG data URL of exactly `size` (the pixels the points and strokes are in). */
-export function pictureDataURL(source, size) {
+function pictureDataURL(source, size) {
   const canvas = document.createElement("canvas");
   canvas.width = size.width;
   canvas.height = size.height;
