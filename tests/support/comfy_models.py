@@ -88,7 +88,7 @@ FLUX_FILL_DIT = dict(FLUX_DIT, in_channels=FLUX_FILL_CHANNELS)
 # the tiny Flux Fill is built at these instead (the full-width one for the bench keeps ComfyUI's).
 TINY_FLUX_WIDTHS = {key: FLUX_DIT[key] for key in ("hidden_size", "num_heads", "context_in_dim", "axes_dim")}
 # Flux's real widths (what ComfyUI's detection assumes), with ``depth`` double and ``depth_single_blocks`` single
-# blocks of Flux's 19 and 38 (bench/instant.py sets them).
+# blocks of Flux's 19 and 38 (bench/instant_drag.py sets them).
 FLUX_FILL_FULL_DIT = dict(FLUX_FILL_DIT, vec_in_dim=768, context_in_dim=4096, hidden_size=3072, num_heads=24,
                           axes_dim=[16, 56, 56])
 FLUX_FULL_CONTEXT = (4096, 768, 256)  # T5-XXL's width, CLIP-L's pooled width, the tokens ComfyUI pads T5 to

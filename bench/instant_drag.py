@@ -1,7 +1,7 @@
 """The instant drag's cost in real ComfyUI (``COMFYUI_PATH``), each stage in a fresh process:
 
-    COMFYUI_PATH=/path/to/ComfyUI python bench/instant.py [--px 256] [--runs 30] [--only warp,preview,templates]
-    COMFYUI_PATH=/path/to/ComfyUI python bench/instant.py --px 512 --only inpaint_models [--flux-depths 1,1]
+    COMFYUI_PATH=/path/to/ComfyUI python bench/instant_drag.py [--px 256] [--runs 30] [--only warp,preview,templates]
+    COMFYUI_PATH=/path/to/ComfyUI python bench/instant_drag.py --px 512 --only inpaint_models [--flux-depths 1,1]
 
 * ``warp_node``: Drag Region Warp's ``execute`` at 512x512 and 1024x1024 (a painted disc of radius side/6, 2 to 4
   pairs with handles on it, drags up to side/8, fresh seeded inputs each run; median of ``--runs`` after warm-ups);
@@ -221,7 +221,7 @@ def main(argv=None) -> int:
     for name in dict.fromkeys(name for group in groups for name in STAGES[group]):  # each stage once
         figures.update(run_fresh(Path(__file__).resolve(), name, ["--stage", name, "--config", json.dumps(config)]))
     report = {"date": datetime.datetime.now().isoformat(timespec="seconds"),
-              "command": "python bench/instant.py " + " ".join(sys.argv[1:] if argv is None else argv),
+              "command": "python bench/instant_drag.py " + " ".join(sys.argv[1:] if argv is None else argv),
               "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
                           "torch_threads": torch.get_num_threads(),
                           "load_average_before": [round(x, 2) for x in load_before],
