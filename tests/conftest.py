@@ -36,3 +36,15 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+def pytest_terminal_summary(terminalreporter):
+    """One line for the host tests (tests/host: the pack inside a real ComfyUI), so a log shows they ran."""
+    counts = {}
+    for outcome in ("passed", "failed", "error", "skipped"):
+        reports = terminalreporter.stats.get(outcome, [])
+        counts[outcome] = len({r.nodeid for r in reports if r.nodeid.replace("\\", "/").startswith("tests/host/")})
+    if any(counts.values()):
+        ran = counts["passed"] + counts["failed"] + counts["error"]
+        terminalreporter.write_line(f"host tests in ComfyUI: {ran} run ({counts['passed']} passed, {counts['failed']} "
+                                    f"failed, {counts['error']} errors), {counts['skipped']} skipped")
