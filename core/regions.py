@@ -130,6 +130,7 @@ def read_region(text) -> Region:
 
 SPAN_BUDGET = 1 << 20  # rows of segments computed at a time (memory: a few arrays of this length)
 BAND_CELLS = 1 << 22  # pixels filled at a time
+FEW_SPANS = 2048  # up to this many spans a slice each is quicker than a running sum over the picture
 
 
 def _segments(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -214,10 +215,16 @@ def _subtract(starts, stops, cut_starts, cut_stops) -> tuple[np.ndarray, np.ndar
 
 
 def _draw(image_hw: tuple, starts: np.ndarray, stops: np.ndarray) -> np.ndarray:
-    """The bool mask of merged flat spans, a band of rows at a time."""
+    """The bool mask of merged flat spans: span by span when they are few (a brush stroke's few hundred rows),
+    else a band of rows at a time by a running sum, whose cost is the picture's size."""
     height, width = image_hw
     stride = width + 1
     mask = np.zeros((height, stride), dtype=bool)
+    if len(starts) <= FEW_SPANS:
+        flat = mask.reshape(-1)
+        for start, stop in zip(starts.tolist(), stops.tolist()):
+            flat[start:stop] = True
+        return mask[:, :width]
     band = max(1, BAND_CELLS // stride)
     for top in range(0, height, band):
         bottom = min(top + band, height)

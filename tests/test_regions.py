@@ -7,6 +7,7 @@ import cv2
 import numpy as np
 import pytest
 
+from core import regions
 from core.instant_drag import check_at_queue, pixel_points, plan_drag, preview
 from core.region_warp import apply_warp, bidirectional_warp, preview_warp
 from core.regions import MAX_RADIUS_SIDES, certainly_outside, editor_limits, rasterize, read_region
@@ -110,10 +111,13 @@ def random_strokes(rng: np.random.Generator, width: int, height: int, count: int
     return {"size": [width, height], "strokes": strokes}
 
 
+@pytest.mark.parametrize("few_spans", [regions.FEW_SPANS, 0], ids=["span_by_span", "running_sum"])
 @pytest.mark.parametrize("seed", range(6))
-def test_random_strokes_rasterise_to_the_definition_at_any_size(seed):
+def test_random_strokes_rasterise_to_the_definition_at_any_size(seed, few_spans, monkeypatch):
     """Intervals per row, then runs of strokes merged: pixel for pixel what testing every pixel gives, also for
-    huge radii, points off the picture, and sizes other than the painted one (per-axis scales)."""
+    huge radii, points off the picture, and sizes other than the painted one (per-axis scales); the spans drawn
+    one by one and by the running sum that large regions take."""
+    monkeypatch.setattr(regions, "FEW_SPANS", few_spans)
     rng = np.random.default_rng(seed)
     for _ in range(25):
         width, height = (int(v) for v in rng.integers(4, 48, 2))
@@ -188,8 +192,6 @@ def test_certainly_outside_never_refuses_a_pixel_the_warp_accepts(seed):
 
 
 def test_past_its_budget_the_ray_test_leaves_a_doubt(monkeypatch):
-    from core import regions
-
     strokes = {"size": [60, 40], "strokes": [{"radius": 3.0, "points": [[10, 10], [20, 12], [30, 10], [40, 12]]}]}
     region = read_region(json.dumps(strokes))
     assert certainly_outside(region, [[50, 11]]).tolist() == [True]  # its row meets the stroke, but left of it
